@@ -1,0 +1,38 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "parscale",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ParScale", targets: ["ParScale"]),
+        .executable(name: "parscale", targets: ["parscale"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // cblas from OpenBLAS (Debian: libopenblas-dev).
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        // Vulkan headers only (Debian: libvulkan-dev). No pkgConfig and no `link` on purpose:
+        // the loader is opened with dlopen at run time, so the binary also starts (and the CPU
+        // backend works) on a machine without libvulkan.so.1.
+        .systemLibrary(
+            name: "CVulkan", path: "Sources/CVulkan",
+            providers: [.apt(["libvulkan-dev"])]),
+        .target(
+            name: "ParScale", dependencies: ["COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "ParScaleVulkan", dependencies: ["CVulkan", "ParScale"]),
+        .executableTarget(
+            name: "parscale",
+            dependencies: [
+                "ParScale", "ParScaleVulkan",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan"]),
+        .testTarget(name: "CLITests", dependencies: ["parscale"]),
+    ]
+)

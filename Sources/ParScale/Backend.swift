@@ -1,0 +1,79 @@
+/// Storage owned by a backend. The CPU backend's is host memory; a GPU backend subclasses it.
+open class DeviceBuffer: @unchecked Sendable {
+    public let count: Int
+    public init(count: Int) { self.count = count }
+}
+
+/// A view of `count` floats at `offset` into a backend buffer: what every op reads and writes.
+public struct Tensor: @unchecked Sendable {
+    public let buffer: DeviceBuffer
+    public let offset: Int
+    public let count: Int
+
+    public init(buffer: DeviceBuffer, offset: Int = 0, count: Int? = nil) {
+        self.buffer = buffer
+        self.offset = offset
+        self.count = count ?? buffer.count - offset
+        precondition(offset >= 0 && offset + self.count <= buffer.count, "tensor view out of range")
+    }
+
+    public func slice(_ start: Int, _ length: Int) -> Tensor {
+        precondition(start >= 0 && start + length <= count, "slice out of range")
+        return Tensor(buffer: buffer, offset: offset + start, count: length)
+    }
+}
+
+/// Shapes of one attention call. Rows are `streams*batch` sequences of `newTokens` queries each;
+/// queries of row `r` attend to `prefixTokens` prefix slots then real slots 0 ... startPosition+t.
+public struct AttentionShape: Sendable, Equatable {
+    public var rows: Int  // R = P*B
+    public var newTokens: Int  // S of this call
+    public var startPosition: Int  // tokens already in the cache
+    public var heads: Int  // NH
+    public var kvHeads: Int  // KVH
+    public var headDim: Int
+    public var prefixTokens: Int  // T (0 when P = 1)
+    public var cacheCapacity: Int  // slots per (row, kv head): T + max real tokens
+    public var qkvStride: Int { (heads + 2 * kvHeads) * headDim }
+}
+
+/// The ops the model is written in. One implementation per backend; the model's forward
+/// (and, later, backward) is a sequence of these calls over flat float buffers.
+public protocol Backend: AnyObject {
+    var name: String { get }
+    func allocate(_ count: Int) -> Tensor  // zero-filled
+    func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor)
+    func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>)
+    /// Waits until all recorded work has finished (a no-op on the CPU).
+    func synchronize()
+
+    /// out[i, :] = table[ids[i], :]
+    func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int)
+    /// out = [x; x; ...] `times` copies, stacked (replica-major streams).
+    func repeatRows(_ x: Tensor, times: Int, out: Tensor)
+    func copy(_ src: Tensor, to dst: Tensor)
+    /// out[i, :] = x[rowIndices[i], :]
+    func gatherRows(_ x: Tensor, rowIndices: [Int32], out: Tensor, dim: Int)
+    func rmsNorm(_ x: Tensor, weight: Tensor, out: Tensor, rows: Int, dim: Int, eps: Float)
+    /// out = x W^T (+ bias) (+ out when accumulate). x [rows, inDim], W [outDim, inDim].
+    func linear(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int,
+        accumulate: Bool)
+    /// Rotates the q and k heads (the first NH+KVH heads of each qkv row) by position startPosition + t.
+    func rope(qkv: Tensor, shape: AttentionShape, theta: Float)
+    /// Fills every row's first T cache slots with its stream's prefix ([P, KVH, T, hd]).
+    func fillPrefix(prefix: Tensor, cache: Tensor, streams: Int, batch: Int, shape: AttentionShape)
+    /// Copies the new k, v of each row into cache slots T + startPosition + t.
+    func storeKV(qkv: Tensor, keys: Tensor, values: Tensor, shape: AttentionShape)
+    /// Causal attention over [prefix | cached | new] keys; out [rows*newTokens, NH*hd].
+    func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, shape: AttentionShape)
+    /// out = silu(gateUp[:, :dim]) * gateUp[:, dim:]
+    func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int)
+    func silu(_ x: Tensor)
+    /// feat[i, d*P + r] = y[r*rowsPerStream + i, d]  (einops "(n b) s h -> b s (h n)")
+    func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int)
+    /// w = softmax(logits)*(1-s) + s/P per row (written into `weights`), out[i] = sum_r w[i,r] y_r[i]
+    func mixStreams(
+        _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
+        dim: Int, smoothing: Float)
+}

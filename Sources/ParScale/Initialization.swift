@@ -1,0 +1,44 @@
+/// Random initialisation of a new model.
+///
+/// Backbone: as Qwen2 / Hugging Face do, normal(0, initializer_range) for every linear and embedding
+/// weight, zero biases, unit norms.
+///
+/// ParScale parameters (the official code leaves prefixes uninitialised, `torch.empty`):
+/// - prefixes: normal(0, prefixStd), drawn separately for each stream. Identical prefixes with a
+///   uniform aggregator would keep all streams identical for ever (every stream gets the same
+///   gradient), so distinct draws are what lets the streams specialise. Values of order 1 are of the
+///   scale of the normed activations, so the streams differ from the first step.
+/// - aggregator: first layer normal(0, initializer_range), zero bias; last layer all zeros, so the
+///   first weights are exactly uniform (the output starts as the mean of the streams) and the
+///   aggregator learns input-dependent weights from there. Its first layer still gets gradients
+///   once the last layer moves off zero (after one step).
+public struct InitOptions: Sendable {
+    public var seed: UInt64 = 0
+    public var prefixStd: Double = 1.0
+    public init(seed: UInt64 = 0, prefixStd: Double = 1.0) {
+        self.seed = seed
+        self.prefixStd = prefixStd
+    }
+}
+
+public enum Initializer {
+    public static func initialize(
+        _ layout: ParameterLayout, into params: UnsafeMutableBufferPointer<Float>, options: InitOptions
+    ) {
+        precondition(params.count == layout.totalCount)
+        var rng = SeededGenerator(seed: options.seed)
+        let std = layout.config.initializerRange
+        for entry in layout.entries {
+            let region = UnsafeMutableBufferPointer(rebasing: params[entry.offset..<entry.offset + entry.count])
+            let name = entry.name
+            if name.hasSuffix("layernorm.weight") || name == "model.norm.weight" {
+                region.update(repeating: 1)
+            } else if name.hasSuffix(".bias") || name.hasPrefix("model.aggregate_layer.2.") {
+                region.update(repeating: 0)
+            } else {
+                let s = name.hasSuffix("prefix_k") || name.hasSuffix("prefix_v") ? options.prefixStd : std
+                for i in region.indices { region[i] = Float(rng.nextNormal() * s) }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+
+/// The ParScale aggregation: streams' final states, feature-interleaved, go through
+/// Linear -> SiLU -> Linear (done by the model with `linear`/`silu`), then a smoothed softmax
+/// over streams weights their sum.
+enum AggregationOps {
+    /// feat[i, d*P + r] = y[r*n + i, d]
+    static func interleave(
+        y: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, streams P: Int, rowsPerStream n: Int,
+        dim: Int
+    ) {
+        parallelFor(n, minimumPerChunk: max(1, 8192 / (dim * P))) { range in
+            for i in range {
+                let f = out + i * dim * P
+                for r in 0..<P {
+                    let yr = y + (r * n + i) * dim
+                    for d in 0..<dim { f[d * P + r] = yr[d] }
+                }
+            }
+        }
+    }
+
+    static func mix(
+        y: UnsafePointer<Float>, logits: UnsafePointer<Float>, weights: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, streams P: Int, rowsPerStream n: Int, dim: Int, smoothing: Float
+    ) {
+        parallelFor(n, minimumPerChunk: max(1, 8192 / (dim * P))) { range in
+            for i in range {
+                let l = logits + i * P, w = weights + i * P
+                var maxLogit = -Float.infinity
+                for r in 0..<P { maxLogit = max(maxLogit, l[r]) }
+                var total: Float = 0
+                for r in 0..<P {
+                    w[r] = expf(l[r] - maxLogit)
+                    total += w[r]
+                }
+                for r in 0..<P {
+                    w[r] /= total
+                    if smoothing != 0 { w[r] = w[r] * (1 - smoothing) + smoothing / Float(P) }
+                }
+                let o = out + i * dim
+                o.update(repeating: 0, count: dim)
+                for r in 0..<P { axpy(w[r], y + (r * n + i) * dim, o, dim) }
+            }
+        }
+    }
+}

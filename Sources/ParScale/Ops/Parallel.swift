@@ -1,0 +1,54 @@
+import Dispatch
+import Foundation
+
+/// Splits 0..<count into contiguous chunks run on all cores; small jobs stay on this thread
+/// (a dispatch costs a few microseconds, more than a short loop).
+@inline(__always)
+func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    let workers = min(ProcessInfo.processInfo.activeProcessorCount, count / max(minimumPerChunk, 1))
+    if workers <= 1 {
+        body(0..<count)
+        return
+    }
+    let chunks = workers * 4 < count ? workers * 4 : workers
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = count * c / chunks, hi = count * (c + 1) / chunks
+        if lo < hi { body(lo..<hi) }
+    }
+}
+
+/// Dot product with eight independent accumulators (Swift does not reassociate float sums,
+/// so a plain loop would not vectorise).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= n {
+        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        i += 8
+    }
+    var sum = acc.sum()
+    while i < n {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
+}
+
+/// y += alpha * x
+@inline(__always)
+func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    let a = SIMD8<Float>(repeating: alpha)
+    while i + 8 <= n {
+        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        let yp = UnsafeMutableRawPointer(y + i)
+        yp.storeBytes(of: yp.loadUnaligned(as: SIMD8<Float>.self) + a * xv, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n {
+        y[i] += alpha * x[i]
+        i += 1
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import ParScale
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print measured figures (release builds only give meaningful numbers).",
+        subcommands: [BenchDecode.self])
+}
+
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Prefill tokens/s and batch-1 decode ms/token for several P on one model shape.",
+        discussion: """
+            Random weights of the given shape (default hidden 1024, 8 layers: ~360 MB of float32 weights, \
+            far beyond the CPU caches, so decode is bound by reading the weights). The P streams of a \
+            sequence run as one batch, so every weight is read once per step for all P rows: the ratio \
+            column shows what P costs against P = 1 measured in the same run. Figures are medians.
+            """)
+
+    @Option(help: "Hidden size.") var hidden: Int = 1024
+    @Option(help: "Layers.") var layers: Int = 8
+    @Option(help: "Attention heads.") var heads: Int = 16
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads.") var kvHeads: Int = 4
+    @Option(help: "MLP intermediate size.") var intermediate: Int = 2816
+    @Option(help: "Vocabulary size.") var vocab: Int = 256
+    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
+    @Option(name: .customLong("P"), help: "Stream counts to measure, comma-separated.") var streams: String = "1,2,4,8"
+    @Option(help: "Prompt length for prefill.") var prompt: Int = 128
+    @Option(help: "Decode steps measured.") var new: Int = 32
+    @Option(help: "Prefill repetitions.") var repeats: Int = 3
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
+        guard pList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--P values must be >= 1") }
+        var rows: [[String: Any]] = []
+        if !json {
+            print("bench decode: hidden \(hidden), layers \(layers), heads \(heads)/\(kvHeads), intermediate \(intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(CPUBackend().name)")
+            print("   P   weights    prefill tok/s   decode ms/token   decode vs P=1")
+        }
+        var baseline: Double?
+        for P in pList {
+            let config = ModelConfig(
+                vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
+                numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: false, parscaleN: P,
+                parscaleNTokens: prefixTokens)
+            do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
+            let backend = CPUBackend()
+            let layout = ParameterLayout(config)
+            var host = [Float](repeating: 0, count: layout.totalCount)
+            host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: 1)) }
+            let parameters = backend.allocate(layout.totalCount)
+            host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+            host = []
+            let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
+            var rng = SeededGenerator(seed: 7)
+            let promptIds = (0..<prompt).map { _ in Int32(rng.next() % UInt64(vocab)) }
+
+            var prefillTimes: [Double] = []
+            var decodeTimes: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
+                var start = DispatchTime.now().uptimeNanoseconds
+                var logits = try model.forward(tokens: [promptIds], cache: cache, logits: .last)
+                prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                for _ in 0...new where decodeTimes.count < new * max(1, repeats) {
+                    let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                    start = DispatchTime.now().uptimeNanoseconds
+                    logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
+                    decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+            }
+            let prefillRate = Double(prompt) / median(prefillTimes)
+            let decodeMs = median(decodeTimes) * 1000
+            if baseline == nil { baseline = decodeMs }
+            let ratio = decodeMs / baseline!
+            rows.append([
+                "P": P, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
+                "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
+            ])
+            if !json {
+                print(String(
+                    format: "%4d   %7@   %13.0f   %15.2f   %12.2fx", P, formatBytes(layout.totalCount * 4),
+                    prefillRate, decodeMs, ratio))
+            }
+        }
+        if json {
+            printJSON([
+                "config": ["hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kvHeads,
+                           "intermediate": intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
+                           "prompt": prompt, "new": new],
+                "backend": CPUBackend().name, "rows": rows,
+            ])
+        }
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+}

@@ -1,0 +1,157 @@
+import Foundation
+import XCTest
+
+/// Runs the `parscale` binary as a user would.
+final class CLITests: XCTestCase {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let reference = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
+
+    /// The built executable sits beside the test bundle.
+    var binary: URL {
+        var dir = Bundle(for: CLITests.self).bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("parscale").path), dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("parscale")
+    }
+
+    struct Run { let status: Int32; let out: String; let err: String }
+
+    @discardableResult
+    func parscale(_ args: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = args
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(
+            status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
+            err: String(decoding: errData, as: UTF8.self))
+    }
+
+    func temporary() -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-cli-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        let line = text.split(separator: "\n").last.map(String.init) ?? ""
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
+    }
+
+    func testHelpListsEverySubcommand() throws {
+        let run = try parscale(["--help"])
+        XCTAssertEqual(run.status, 0)
+        for command in ["info", "logits", "generate", "init", "bench"] { XCTAssertTrue(run.out.contains(command), command) }
+        let generateHelp = try parscale(["generate", "--help"])
+        XCTAssertTrue(generateHelp.out.contains("--top-p"))
+    }
+
+    func testInitThenInfoReportsTheCounts() throws {
+        let dir = temporary().appendingPathComponent("m")
+        let initRun = try parscale(["init", "--out", dir.path, "--hidden", "32", "--layers", "2", "--heads", "4",
+                                    "--kv-heads", "2", "--intermediate", "64", "--vocab", "256", "--P", "4",
+                                    "--prefix-tokens", "8", "--tied", "--seed", "1"])
+        XCTAssertEqual(initRun.status, 0, initRun.err)
+        let info = try json(try parscale(["info", "--model", dir.path, "--json"]).out)
+        // Embedding 256*32; per layer: norms 2*32, qkv 32*(32+16+16) + 64 bias, o 32*32, mlp 3*32*64,
+        // prefixes 2*4*2*8*8; final norm 32; aggregator 32*128+32 + 4*32+4.
+        let perLayer = 2 * 32 + 32 * 64 + 64 + 32 * 32 + 3 * 32 * 64 + 2 * 4 * 2 * 8 * 8
+        let parscaleCount = 2 * (2 * 4 * 2 * 8 * 8) + 32 * 128 + 32 + 4 * 32 + 4
+        XCTAssertEqual(info["embedding_parameters"] as? Int, 256 * 32)
+        XCTAssertEqual(info["non_embedding_parameters"] as? Int, 2 * perLayer + 32 + 32 * 128 + 32 + 4 * 32 + 4)
+        XCTAssertEqual(info["parscale_parameters"] as? Int, parscaleCount)
+        XCTAssertEqual(info["kv_cache_bytes_per_token"] as? Int, 4 * 2 * 2 * 2 * 8 * 4)
+        // Refuses to overwrite without --force.
+        let again = try parscale(["init", "--out", dir.path, "--hidden", "32"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.err.contains("--force"), again.err)
+    }
+
+    func testLogitsAndGenerateReproduceTheOfficialReference() throws {
+        let model = Self.reference.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
+        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: model.appendingPathComponent("reference.json"))) as! [String: Any]
+        let prompt = (ref["prompt_ids"] as! [[Int]])[0], gen = (ref["gen_ids"] as! [[Int]])[0]
+        let run = try parscale(["generate", "--model", model.path, "--prompt-tokens",
+                                prompt.map(String.init).joined(separator: ","), "--max-new-tokens", "\(gen.count)", "--json"])
+        XCTAssertEqual(run.status, 0, run.err)
+        XCTAssertEqual(try json(run.out)["tokens"] as? [Int], gen)
+
+        let ids = ref["input_ids"] as! [[Int]]
+        let out = temporary().appendingPathComponent("logits.safetensors")
+        let logitsRun = try parscale(["logits", "--model", model.path,
+                                      "--tokens", ids[0].map(String.init).joined(separator: ","),
+                                      "--tokens", ids[1].map(String.init).joined(separator: ","), "--out", out.path])
+        XCTAssertEqual(logitsRun.status, 0, logitsRun.err)
+        // Compare the written file's header and values with the reference logits.
+        let ours = try readF32(out, "logits"), theirs = try readF32(model.appendingPathComponent("reference.safetensors"), "logits")
+        XCTAssertEqual(ours.shape, [2, 13, 256])
+        XCTAssertEqual(ours.shape, theirs.shape)
+        let maxRef = theirs.values.map(abs).max()!
+        let maxDiff = zip(ours.values, theirs.values).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(maxDiff / maxRef, 1e-4)
+    }
+
+    func testSampledGenerationIsSeededAndTextStreams() throws {
+        let model = Self.reference.appendingPathComponent("p2_t8_untied").path
+        let args = ["generate", "--model", model, "--prompt", "hello", "--max-new-tokens", "12",
+                    "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "3", "--json"]
+        let a = try json(try parscale(args).out), b = try json(try parscale(args).out)
+        XCTAssertEqual((a["tokens"] as? [Int])?.count, 12)
+        XCTAssertEqual(a["tokens"] as? [Int], b["tokens"] as? [Int])
+        let streamed = try parscale(["generate", "--model", model, "--prompt", "hi", "--max-new-tokens", "5"])
+        XCTAssertEqual(streamed.status, 0)
+        XCTAssertTrue(streamed.err.contains("tok/s"), streamed.err)
+    }
+
+    func testBadInputGivesAClearErrorAndNonZeroExit() throws {
+        let model = Self.reference.appendingPathComponent("p1_tied").path
+        let cases: [([String], String)] = [
+            (["logits", "--model", model, "--tokens", "1,2,3", "--tokens", "4,5", "--out", "/tmp/x.safetensors"], "unequal lengths"),
+            (["logits", "--model", model, "--tokens", "1,x", "--out", "/tmp/x.safetensors"], "--tokens"),
+            (["logits", "--model", model, "--tokens", "1,999", "--out", "/tmp/x.safetensors"], "outside the vocabulary"),
+            (["generate", "--model", "/nonexistent/model", "--prompt", "a"], "no such checkpoint folder"),
+            (["generate", "--model", model, "--prompt", "a", "--greedy", "--temperature", "1"], "exclude"),
+            (["generate", "--model", model], "--prompt"),
+            (["info", "--model", model, "--frobnicate"], "frobnicate"),
+            (["init", "--out", temporary().path, "--hidden", "30", "--heads", "4"], "multiple"),
+        ]
+        for (args, phrase) in cases {
+            let run = try parscale(args)
+            XCTAssertNotEqual(run.status, 0, args.joined(separator: " "))
+            XCTAssertTrue(run.err.contains(phrase), "\(args): '\(run.err)' lacks '\(phrase)'")
+            XCTAssertFalse(run.err.contains("Fatal error"), run.err)
+        }
+        // A corrupt checkpoint: the weights file cut short.
+        let dir = temporary()
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(
+                at: URL(fileURLWithPath: model).appendingPathComponent(name), to: dir.appendingPathComponent(name))
+        }
+        let weights = dir.appendingPathComponent("model.safetensors")
+        try Data(contentsOf: weights).prefix(1000).write(to: weights)
+        let run = try parscale(["generate", "--model", dir.path, "--prompt", "a"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.err.contains("model.safetensors"), run.err)
+    }
+
+    /// A minimal independent safetensors reader (F32 only), so this test does not trust the library.
+    func readF32(_ url: URL, _ name: String) throws -> (shape: [Int], values: [Float]) {
+        let data = try Data(contentsOf: url)
+        let headerLength = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as! [String: Any]
+        let entry = try XCTUnwrap(header[name] as? [String: Any])
+        XCTAssertEqual(entry["dtype"] as? String, "F32")
+        let offsets = entry["data_offsets"] as! [Int]
+        let bytes = data.subdata(in: 8 + headerLength + offsets[0]..<8 + headerLength + offsets[1])
+        let values = bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        return (entry["shape"] as! [Int], values)
+    }
+}

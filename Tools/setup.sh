@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages parscale needs (Debian/Ubuntu, as root or with sudo) and builds it.
+#   bash Tools/setup.sh            # packages + release build
+#   bash Tools/setup.sh --no-build # packages only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libopenblas-dev libvulkan-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  echo "setup: swift not found on PATH; install a Swift 5.9+ toolchain (swift.org) first" >&2
+  exit 1
+fi
+
+if [ "${1:-}" != "--no-build" ]; then
+  swift build -c release --product parscale
+  echo "setup: built $(swift build -c release --show-bin-path)/parscale" >&2
+fi
