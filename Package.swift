@@ -22,8 +22,10 @@ let package = Package(
         .systemLibrary(
             name: "CVulkan", path: "Sources/CVulkan",
             providers: [.apt(["libvulkan-dev"])]),
+        // Small hand-vectorised kernels (AVX2+FMA chosen at run time, plain C otherwise).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
-            name: "ParScale", dependencies: ["COpenBLAS"],
+            name: "ParScale", dependencies: ["COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "ParScaleVulkan", dependencies: ["CVulkan", "ParScale"]),
         .executableTarget(

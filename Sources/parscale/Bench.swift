@@ -5,7 +5,7 @@ import ParScale
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print measured figures (release builds only give meaningful numbers).",
-        subcommands: [BenchDecode.self])
+        subcommands: [BenchDecode.self, BenchMatmul.self])
 }
 
 struct BenchDecode: ParsableCommand {
@@ -100,4 +100,44 @@ struct BenchDecode: ParsableCommand {
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+}
+
+struct BenchMatmul: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matmul",
+        abstract: "GFLOP/s and GB/s of the CPU backend's matrix product x W^T for several row counts.",
+        discussion: "Few rows (decode) are bound by reading W; many rows (prefill, training) by arithmetic.")
+
+    @Option(name: .customLong("in"), help: "Input size K.") var inDim: Int = 1024
+    @Option(name: .customLong("out"), help: "Output size N.") var outDim: Int = 5632
+    @Option(help: "Row counts M, comma-separated.") var rows: String = "1,2,4,8,16,64,256,1024"
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let backend = CPUBackend()
+        let mList = try parseTokenList(rows, flag: "--rows").map(Int.init)
+        let w = backend.allocate(inDim * outDim)
+        var rng = SeededGenerator(seed: 1)
+        var host = (0..<w.count).map { _ in rng.nextUniform() - 0.5 }
+        host.withUnsafeBufferPointer { backend.upload($0, to: w) }
+        host = []
+        var results: [[String: Any]] = []
+        if !json { print("matmul x[M, \(inDim)] W[\(outDim), \(inDim)]^T, \(backend.name)\n     M     ms     GFLOP/s   weight GB/s") }
+        for m in mList {
+            let x = backend.allocate(m * inDim), out = backend.allocate(m * outDim)
+            var times: [Double] = []
+            let start = DispatchTime.now().uptimeNanoseconds
+            while times.count < 5 || (DispatchTime.now().uptimeNanoseconds - start < 300_000_000 && times.count < 200) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                backend.linear(x, weight: w, bias: nil, out: out, rows: m, inDim: inDim, outDim: outDim, accumulate: false)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let t = median(times)
+            let gflops = 2 * Double(m * inDim * outDim) / t / 1e9
+            let gbs = Double(inDim * outDim * 4) / t / 1e9
+            results.append(["rows": m, "ms": t * 1000, "gflops": gflops, "weight_gb_per_s": gbs])
+            if !json { print(String(format: "%6d %7.3f %10.1f %12.1f", m, t * 1000, gflops, gbs)) }
+        }
+        if json { printJSON(["in": inDim, "out": outDim, "backend": backend.name, "rows": results]) }
+    }
 }

@@ -156,3 +156,32 @@ final class CheckpointTests: XCTestCase {
         expectError(dir, containing: ["model.safetensors"])
     }
 }
+
+final class HalfPrecisionCheckpointTests: XCTestCase {
+    /// Official released checkpoints are BF16: they load, converted to float32 exactly.
+    func testBF16AndF16CheckpointsLoadAsTheRoundedFloat32Weights() throws {
+        let dir = try XCTUnwrap(TestPaths.referenceModels.first { $0.lastPathComponent.hasPrefix("p2") })
+        let model = try Checkpoint.load(dir.path, backend: CPUBackend())
+        var original = [Float](repeating: 0, count: model.parameters.count)
+        original.withUnsafeMutableBufferPointer { model.backend.download(model.parameters, into: $0) }
+        // Independent statements of the two roundings (to nearest, ties to even).
+        let roundings: [(SafeTensorsDType, (Float) -> Float)] = [
+            (.BF16, { v in
+                let bits = v.bitPattern
+                return Float(bitPattern: ((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16) << 16)
+            }),
+            (.F16, { Float(Float16($0)) }),
+        ]
+        for (dtype, round) in roundings {
+            let out = TestPaths.temporaryDirectory()
+            try Checkpoint.save(model, to: out.path, dtype: dtype)
+            let header = try SafeTensorsFile(contentsOf: Checkpoint.weightsPath(out.path))
+            XCTAssertEqual(try header.info("model.norm.weight").dtype, dtype)
+            let loaded = try Checkpoint.load(out.path, backend: CPUBackend())
+            var values = [Float](repeating: 0, count: loaded.parameters.count)
+            values.withUnsafeMutableBufferPointer { loaded.backend.download(loaded.parameters, into: $0) }
+            XCTAssertEqual(values.map(\.bitPattern), original.map { round($0).bitPattern }, "\(dtype)")
+            XCTAssertNotEqual(values, original, "\(dtype) must actually round")
+        }
+    }
+}

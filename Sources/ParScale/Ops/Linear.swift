@@ -1,12 +1,21 @@
+import CKernels
 import COpenBLAS
 
-/// Matrix products through OpenBLAS sgemm. All P*B*S rows go through one call.
+/// Matrix products. All P*B*S rows go through one call: the weight is read once for all of them.
 enum LinearOps {
+    /// Below this many rows the product is bound by reading the weight, and sgemm's packing of
+    /// the weight (an extra read and write of it) costs more than the arithmetic: see `fewRows`.
+    static let fewRowsLimit = 8
+
     /// out[rows, outDim] = x[rows, inDim] W[outDim, inDim]^T (+ bias) (+ out if accumulate)
     static func forward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         out: UnsafeMutablePointer<Float>, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
     ) {
+        if rows <= fewRowsLimit {
+            fewRows(x: x, weight: weight, bias: bias, out: out, rows: rows, inDim: inDim, outDim: outDim, accumulate: accumulate)
+            return
+        }
         var beta: Float = accumulate ? 1 : 0
         if let bias {
             if accumulate {
@@ -19,5 +28,19 @@ enum LinearOps {
         cblas_sgemm(
             CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outDim), Int32(inDim),
             1, x, Int32(inDim), weight, Int32(inDim), beta, out, Int32(outDim))
+    }
+
+    /// The same product for a handful of rows (decode: P*B rows): each weight row is streamed
+    /// from memory once and dotted with every input row while it is in L1; output columns are
+    /// split over the cores. Kernel in CKernels (AVX2+FMA), twin in `fewRowsReference`.
+    static func fewRows(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        out: UnsafeMutablePointer<Float>, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
+    ) {
+        parallelFor(outDim, minimumPerChunk: max(1, 32768 / max(inDim, 1))) { range in
+            ps_few_rows_nt(
+                x, weight, bias, out, Int32(rows), Int32(inDim), Int32(outDim), Int32(range.lowerBound),
+                Int32(range.upperBound), accumulate ? 1 : 0)
+        }
     }
 }

@@ -1,0 +1,17 @@
+#ifndef PARSCALE_CKERNELS_H
+#define PARSCALE_CKERNELS_H
+
+/// out[m, j] (+)= dot(x[m, :], w[j, :]) (+ bias[j]) for m < rows, j in [j0, j1).
+/// x [rows, n], w [outDim, n] row-major. Each weight row is read once for all rows.
+/// Uses AVX2+FMA when the CPU has them (checked at run time), portable C otherwise.
+void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *out,
+                    int rows, int n, int outDim, int j0, int j1, int accumulate);
+
+/// The portable twin of ps_few_rows_nt (what it must agree with).
+void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, float *out,
+                          int rows, int n, int outDim, int j0, int j1, int accumulate);
+
+/// 1 when the AVX2+FMA path is used.
+int ps_kernels_use_avx2(void);
+
+#endif

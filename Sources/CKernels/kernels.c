@@ -1,0 +1,152 @@
+// Hand-vectorised kernels where OpenBLAS is the wrong tool. Plain C twin beside each AVX2 version;
+// the choice is made at run time, so the binary still runs on CPUs without AVX2.
+#include "ckernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define PS_X86 1
+#endif
+
+static void store(float *out, const float *bias, int outDim, int m, int j, float v, int accumulate) {
+    if (bias) v += bias[j];
+    float *o = out + (long)m * outDim + j;
+    *o = accumulate ? *o + v : v;
+}
+
+void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, float *out,
+                           int rows, int n, int outDim, int j0, int j1, int accumulate) {
+    for (int j = j0; j < j1; j++) {
+        const float *wj = w + (long)j * n;
+        for (int m = 0; m < rows; m++) {
+            const float *xm = x + (long)m * n;
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int i = 0;
+            for (; i + 4 <= n; i += 4) {
+                s0 += wj[i] * xm[i];
+                s1 += wj[i + 1] * xm[i + 1];
+                s2 += wj[i + 2] * xm[i + 2];
+                s3 += wj[i + 3] * xm[i + 3];
+            }
+            for (; i < n; i++) s0 += wj[i] * xm[i];
+            store(out, bias, outDim, m, j, (s0 + s1) + (s2 + s3), accumulate);
+        }
+    }
+}
+
+#ifdef PS_X86
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// Four weight rows at a time (16 KB at K = 1024: they stay in L1/L2 while every input row
+// streams past), so each weight is read from memory once whatever the number of rows.
+__attribute__((target("avx2,fma"))) static void few_rows_avx2(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
+    int j0, int j1, int accumulate) {
+    int j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        const float *w0 = w + (long)j * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        int m = 0;
+        // Two input rows by four weight rows: 8 accumulators, 6 loads per 8 FMAs.
+        for (; m + 2 <= rows; m += 2) {
+            const float *xa = x + (long)m * n, *xb = xa + n;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+            __m256 b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+            int i = 0;
+            for (; i + 8 <= n; i += 8) {
+                __m256 xv = _mm256_loadu_ps(xa + i), yv = _mm256_loadu_ps(xb + i);
+                __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
+                __m256 v2 = _mm256_loadu_ps(w2 + i), v3 = _mm256_loadu_ps(w3 + i);
+                a0 = _mm256_fmadd_ps(xv, v0, a0);
+                a1 = _mm256_fmadd_ps(xv, v1, a1);
+                a2 = _mm256_fmadd_ps(xv, v2, a2);
+                a3 = _mm256_fmadd_ps(xv, v3, a3);
+                b0 = _mm256_fmadd_ps(yv, v0, b0);
+                b1 = _mm256_fmadd_ps(yv, v1, b1);
+                b2 = _mm256_fmadd_ps(yv, v2, b2);
+                b3 = _mm256_fmadd_ps(yv, v3, b3);
+            }
+            float s[8] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3),
+                          hsum256(b0), hsum256(b1), hsum256(b2), hsum256(b3)};
+            for (; i < n; i++) {
+                s[0] += w0[i] * xa[i]; s[1] += w1[i] * xa[i]; s[2] += w2[i] * xa[i]; s[3] += w3[i] * xa[i];
+                s[4] += w0[i] * xb[i]; s[5] += w1[i] * xb[i]; s[6] += w2[i] * xb[i]; s[7] += w3[i] * xb[i];
+            }
+            for (int k = 0; k < 4; k++) {
+                store(out, bias, outDim, m, j + k, s[k], accumulate);
+                store(out, bias, outDim, m + 1, j + k, s[4 + k], accumulate);
+            }
+        }
+        for (; m < rows; m++) {
+            const float *xm = x + (long)m * n;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            int i = 0;
+            for (; i + 8 <= n; i += 8) {
+                __m256 xv = _mm256_loadu_ps(xm + i);
+                a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w0 + i), a0);
+                a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w1 + i), a1);
+                a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w2 + i), a2);
+                a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w3 + i), a3);
+            }
+            float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
+            for (; i < n; i++) {
+                s0 += w0[i] * xm[i];
+                s1 += w1[i] * xm[i];
+                s2 += w2[i] * xm[i];
+                s3 += w3[i] * xm[i];
+            }
+            store(out, bias, outDim, m, j, s0, accumulate);
+            store(out, bias, outDim, m, j + 1, s1, accumulate);
+            store(out, bias, outDim, m, j + 2, s2, accumulate);
+            store(out, bias, outDim, m, j + 3, s3, accumulate);
+        }
+    }
+    for (; j < j1; j++) {
+        const float *wj = w + (long)j * n;
+        for (int m = 0; m < rows; m++) {
+            const float *xm = x + (long)m * n;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            int i = 0;
+            for (; i + 16 <= n; i += 16) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i), _mm256_loadu_ps(xm + i), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i + 8), _mm256_loadu_ps(xm + i + 8), a1);
+            }
+            for (; i + 8 <= n; i += 8)
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i), _mm256_loadu_ps(xm + i), a0);
+            float s = hsum256(_mm256_add_ps(a0, a1));
+            for (; i < n; i++) s += wj[i] * xm[i];
+            store(out, bias, outDim, m, j, s, accumulate);
+        }
+    }
+}
+#endif
+
+int ps_kernels_use_avx2(void) {
+#ifdef PS_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *out,
+                    int rows, int n, int outDim, int j0, int j1, int accumulate) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) {
+        few_rows_avx2(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+        return;
+    }
+#endif
+    ps_few_rows_nt_plain(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+}

@@ -1,0 +1,74 @@
+import CKernels
+import XCTest
+
+@testable import ParScale
+
+/// CPU kernels against plain Double arithmetic on awkward sizes.
+final class OpsTests: XCTestCase {
+    func random(_ count: Int, _ rng: inout SeededGenerator) -> [Float] { (0..<count).map { _ in rng.nextUniform() * 2 - 1 } }
+
+    /// out = x W^T + bias (+ previous out), in Double.
+    func expected(_ x: [Float], _ w: [Float], _ bias: [Float]?, _ previous: [Float]?, rows: Int, k: Int, n: Int) -> [Float] {
+        (0..<rows * n).map { idx in
+            let m = idx / n, j = idx % n
+            var s = (0..<k).reduce(0.0) { $0 + Double(x[m * k + $1]) * Double(w[j * k + $1]) }
+            s += Double(bias?[j] ?? 0) + Double(previous?[idx] ?? 0)
+            return Float(s)
+        }
+    }
+
+    func testLinearMatchesDoubleForFewAndManyRows() {
+        var rng = SeededGenerator(seed: 11)
+        for (rows, k, n) in [(1, 13, 5), (2, 37, 9), (3, 64, 7), (5, 100, 33), (8, 1024, 12), (9, 40, 6), (31, 77, 19)] {
+            for (useBias, accumulate) in [(false, false), (true, false), (true, true), (false, true)] {
+                let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng), previous = random(rows * n, &rng)
+                var out = previous
+                x.withUnsafeBufferPointer { xp in
+                    w.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                LinearOps.forward(
+                                    x: xp.baseAddress!, weight: wp.baseAddress!, bias: useBias ? bp.baseAddress! : nil,
+                                    out: op.baseAddress!, rows: rows, inDim: k, outDim: n, accumulate: accumulate)
+                            }
+                        }
+                    }
+                }
+                let want = expected(x, w, useBias ? bias : nil, accumulate ? previous : nil, rows: rows, k: k, n: n)
+                assertClose(out, want, "linear rows \(rows) k \(k) n \(n) bias \(useBias) acc \(accumulate)", tolerance: 1e-5)
+            }
+        }
+    }
+
+    func testVectorisedFewRowsKernelAgreesWithItsPlainTwin() {
+        var rng = SeededGenerator(seed: 12)
+        for (rows, k, n) in [(1, 9, 11), (3, 33, 10), (8, 257, 13)] {
+            let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng)
+            var fast = [Float](repeating: 0, count: rows * n), plain = fast
+            ps_few_rows_nt(x, w, bias, &fast, Int32(rows), Int32(k), Int32(n), 0, Int32(n), 0)
+            ps_few_rows_nt_plain(x, w, bias, &plain, Int32(rows), Int32(k), Int32(n), 0, Int32(n), 0)
+            assertClose(fast, plain, "few rows \(rows)x\(k)x\(n)", tolerance: 1e-5)
+        }
+    }
+
+    /// Feeding a prompt in chunks through the cache gives the same logits as one pass.
+    func testChunkedPrefillEqualsOnePass() throws {
+        let dir = try XCTUnwrap(TestPaths.referenceModels.first { $0.lastPathComponent.hasPrefix("p4") })
+        let model = try Checkpoint.load(dir.path, backend: CPUBackend())
+        let ids: [[Int32]] = [(0..<9).map { Int32($0 * 17 % 256) }, (0..<9).map { Int32($0 * 29 % 256) }]
+        let whole = try model.forward(tokens: ids, cache: model.makeCache(batch: 2, capacity: 9))
+        let cache = model.makeCache(batch: 2, capacity: 9)
+        let first = try model.forward(tokens: ids.map { Array($0[0..<4]) }, cache: cache)
+        let second = try model.forward(tokens: ids.map { Array($0[4...]) }, cache: cache)
+        let V = model.config.vocabSize
+        var chunked: [Float] = []
+        for b in 0..<2 {
+            chunked += first[(b * 4 * V)..<((b + 1) * 4 * V)]
+            chunked += second[(b * 5 * V)..<((b + 1) * 5 * V)]
+        }
+        assertClose(chunked, whole, "chunked prefill", tolerance: 1e-5)
+        XCTAssertThrowsError(try model.forward(tokens: [[1], [2]], cache: cache)) { error in
+            XCTAssertTrue("\(error)".contains("context full"))
+        }
+    }
+}
