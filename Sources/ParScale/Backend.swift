@@ -66,14 +66,50 @@ public protocol Backend: AnyObject {
     /// Copies the new k, v of each row into cache slots T + startPosition + t.
     func storeKV(qkv: Tensor, keys: Tensor, values: Tensor, shape: AttentionShape)
     /// Causal attention over [prefix | cached | new] keys; out [rows*newTokens, NH*hd].
-    func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, shape: AttentionShape)
+    /// `logSumExp` ([rows, NH, newTokens]), when given, keeps what the backward pass needs.
+    func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape: AttentionShape)
     /// out = silu(gateUp[:, :dim]) * gateUp[:, dim:]
     func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int)
-    func silu(_ x: Tensor)
+    func silu(_ x: Tensor, out: Tensor)
     /// feat[i, d*P + r] = y[r*rowsPerStream + i, d]  (einops "(n b) s h -> b s (h n)")
     func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int)
     /// w = softmax(logits)*(1-s) + s/P per row (written into `weights`), out[i] = sum_r w[i,r] y_r[i]
     func mixStreams(
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float)
+
+    // MARK: backward (each the gradient of the forward op of the same name; parameter
+    // gradients are ADDED to, llm.c style, so tied and shared tensors just work)
+
+    /// dInput (=|+=) dOut W;  dWeight += dOut^T input;  dBias += column sums of dOut.
+    func linearBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor?, accumulateInput: Bool,
+        dWeight: Tensor, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int)
+    func rmsNormBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor, accumulateInput: Bool,
+        dWeight: Tensor, rows: Int, dim: Int, eps: Float)
+    func ropeBackward(dQKV: Tensor, shape: AttentionShape, theta: Float)
+    /// dQ into dQKV's q part; dKeys / dValues (cache-shaped) overwritten.
+    func attentionBackward(
+        dOut: Tensor, out: Tensor, qkv: Tensor, keys: Tensor, values: Tensor, logSumExp: Tensor,
+        dQKV: Tensor, dKeys: Tensor, dValues: Tensor, shape: AttentionShape)
+    func storeKVBackward(dKeys: Tensor, dValues: Tensor, dQKV: Tensor, shape: AttentionShape)
+    func fillPrefixBackward(dCache: Tensor, dPrefix: Tensor, streams: Int, batch: Int, shape: AttentionShape)
+    func swigluBackward(dOut: Tensor, gateUp: Tensor, dGateUp: Tensor, rows: Int, dim: Int)
+    func siluBackward(dOut: Tensor, input: Tensor, dInput: Tensor)
+    func interleaveStreamsBackward(dFeat: Tensor, dY: Tensor, streams: Int, rowsPerStream: Int, dim: Int)
+    /// dY overwritten with w_r * dOut; dLogits through the smoothed softmax.
+    func mixStreamsBackward(
+        dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int,
+        rowsPerStream: Int, dim: Int, smoothing: Float)
+    /// out = sum of the `streams` stacked copies in x (the gradient of repeatRows).
+    func sumStreams(_ x: Tensor, streams: Int, out: Tensor)
+    func embedBackward(ids: [Int32], dOut: Tensor, dTable: Tensor, dim: Int)
+    /// losses[i] = -log softmax(logits[i])[target]; logits overwritten by gradScale * dloss/dlogits.
+    func crossEntropy(logits: Tensor, targets: [Int32], losses: Tensor, rows: Int, vocab: Int, gradScale: Float)
+
+    // MARK: optimizer
+    func fill(_ x: Tensor, value: Float)
+    func sumOfSquares(_ x: Tensor) -> Double
+    func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings)
 }

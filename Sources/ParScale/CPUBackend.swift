@@ -91,15 +91,22 @@ public final class CPUBackend: Backend {
         AttentionOps.storeKV(qkv: qkv.host, keys: keys.host, values: values.host, shape: shape)
     }
 
-    public func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, shape: AttentionShape) {
-        AttentionOps.forward(qkv: qkv.host, keys: keys.host, values: values.host, out: out.host, shape: shape)
+    public func attention(
+        qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape: AttentionShape
+    ) {
+        AttentionOps.forward(
+            qkv: qkv.host, keys: keys.host, values: values.host, out: out.host, logSumExp: logSumExp?.host,
+            shape: shape)
     }
 
     public func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int) {
         ElementwiseOps.swiglu(gateUp: gateUp.host, out: out.host, rows: rows, dim: dim)
     }
 
-    public func silu(_ x: Tensor) { ElementwiseOps.silu(x.host, count: x.count) }
+    public func silu(_ x: Tensor, out: Tensor) {
+        if x.host != out.host { out.host.update(from: x.host, count: x.count) }
+        ElementwiseOps.silu(out.host, count: out.count)
+    }
 
     public func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
         AggregationOps.interleave(y: y.host, out: out.host, streams: streams, rowsPerStream: rowsPerStream, dim: dim)
@@ -112,5 +119,96 @@ public final class CPUBackend: Backend {
         AggregationOps.mix(
             y: y.host, logits: logits.host, weights: weights.host, out: out.host, streams: streams,
             rowsPerStream: rowsPerStream, dim: dim, smoothing: smoothing)
+    }
+
+    // MARK: backward
+
+    public func linearBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor?, accumulateInput: Bool,
+        dWeight: Tensor, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int
+    ) {
+        LinearOps.backward(
+            dOut: dOut.host, x: input.host, weight: weight.host, dX: dInput?.host, accumulateDX: accumulateInput,
+            dWeight: dWeight.host, dBias: dBias?.host, rows: rows, inDim: inDim, outDim: outDim)
+    }
+
+    public func rmsNormBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor, accumulateInput: Bool,
+        dWeight: Tensor, rows: Int, dim: Int, eps: Float
+    ) {
+        RMSNormOps.backward(
+            dOut: dOut.host, x: input.host, weight: weight.host, dX: dInput.host, accumulate: accumulateInput,
+            dWeight: dWeight.host, rows: rows, dim: dim, eps: eps)
+    }
+
+    public func ropeBackward(dQKV: Tensor, shape: AttentionShape, theta: Float) {
+        RoPEOps.forward(
+            x: dQKV.host, sequences: shape.rows, newTokens: shape.newTokens, startPosition: shape.startPosition,
+            heads: shape.heads + shape.kvHeads, headDim: shape.headDim, rowStride: shape.qkvStride, theta: theta,
+            inverse: true)
+    }
+
+    public func attentionBackward(
+        dOut: Tensor, out: Tensor, qkv: Tensor, keys: Tensor, values: Tensor, logSumExp: Tensor,
+        dQKV: Tensor, dKeys: Tensor, dValues: Tensor, shape: AttentionShape
+    ) {
+        AttentionOps.backward(
+            dOut: dOut.host, out: out.host, qkv: qkv.host, keys: keys.host, values: values.host,
+            logSumExp: logSumExp.host, dQKV: dQKV.host, dKeys: dKeys.host, dValues: dValues.host, shape: shape)
+    }
+
+    public func storeKVBackward(dKeys: Tensor, dValues: Tensor, dQKV: Tensor, shape: AttentionShape) {
+        AttentionOps.storeKVBackward(dKeys: dKeys.host, dValues: dValues.host, dQKV: dQKV.host, shape: shape)
+    }
+
+    public func fillPrefixBackward(dCache: Tensor, dPrefix: Tensor, streams: Int, batch: Int, shape: AttentionShape) {
+        AttentionOps.fillPrefixBackward(dCache: dCache.host, dPrefix: dPrefix.host, streams: streams, batch: batch, shape: shape)
+    }
+
+    public func swigluBackward(dOut: Tensor, gateUp: Tensor, dGateUp: Tensor, rows: Int, dim: Int) {
+        ElementwiseOps.swigluBackward(dOut: dOut.host, gateUp: gateUp.host, dGateUp: dGateUp.host, rows: rows, dim: dim)
+    }
+
+    public func siluBackward(dOut: Tensor, input: Tensor, dInput: Tensor) {
+        ElementwiseOps.siluBackward(dOut: dOut.host, x: input.host, dX: dInput.host, count: dOut.count)
+    }
+
+    public func interleaveStreamsBackward(dFeat: Tensor, dY: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
+        AggregationOps.interleaveBackward(dFeat: dFeat.host, dY: dY.host, streams: streams, rowsPerStream: rowsPerStream, dim: dim)
+    }
+
+    public func mixStreamsBackward(
+        dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int,
+        rowsPerStream: Int, dim: Int, smoothing: Float
+    ) {
+        AggregationOps.mixBackward(
+            dOut: dOut.host, y: y.host, weights: weights.host, dY: dY.host, dLogits: dLogits.host, streams: streams,
+            rowsPerStream: rowsPerStream, dim: dim, smoothing: smoothing)
+    }
+
+    public func sumStreams(_ x: Tensor, streams: Int, out: Tensor) {
+        EmbeddingOps.sumStreams(x.host, streams: streams, out: out.host, count: out.count)
+    }
+
+    public func embedBackward(ids: [Int32], dOut: Tensor, dTable: Tensor, dim: Int) {
+        EmbeddingOps.backward(ids: ids, dOut: dOut.host, dTable: dTable.host, dim: dim)
+    }
+
+    public func crossEntropy(logits: Tensor, targets: [Int32], losses: Tensor, rows: Int, vocab: Int, gradScale: Float) {
+        targets.withUnsafeBufferPointer {
+            CrossEntropyOps.forwardBackward(
+                logits: logits.host, targets: $0.baseAddress!, losses: losses.host, rows: rows, vocab: vocab,
+                gradScale: gradScale)
+        }
+    }
+
+    // MARK: optimizer
+
+    public func fill(_ x: Tensor, value: Float) { x.host.update(repeating: value, count: x.count) }
+
+    public func sumOfSquares(_ x: Tensor) -> Double { AdamWOps.sumOfSquares(x.host, count: x.count) }
+
+    public func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings) {
+        AdamWOps.update(params: params.host, grads: grads.host, m: m.host, v: v.host, count: params.count, settings: settings)
     }
 }

@@ -156,8 +156,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
         }
         if headDim % 2 != 0 { throw ConfigError("head_dim \(headDim) must be even for RoPE") }
-        if !(0...1).contains(parscaleAttnSmooth) {
-            throw ConfigError("parscale_attn_smooth must be in [0, 1], got \(parscaleAttnSmooth)")
+        if !(parscaleAttnSmooth >= 0 && parscaleAttnSmooth < 1) {
+            throw ConfigError("parscale_attn_smooth must be in [0, 1), got \(parscaleAttnSmooth)")
         }
         if !(rmsNormEps > 0) || !(ropeTheta > 0) {
             throw ConfigError("rms_norm_eps and rope_theta must be positive")

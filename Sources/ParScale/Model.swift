@@ -30,7 +30,8 @@ public final class ParScaleModel {
     public let backend: Backend
     /// All parameters, one flat buffer in `layout` order.
     public let parameters: Tensor
-    private var workspace: Workspace?
+    private var inference: Activations?
+    var training: TrainingWorkspace?
 
     public init(config: ModelConfig, backend: Backend, parameters: Tensor) {
         precondition(parameters.count == ParameterLayout(config).totalCount)
@@ -80,9 +81,7 @@ public final class ParScaleModel {
     public func forward(
         tokens: [[Int32]], cache: KVCache, logits rowsWanted: LogitRows = .all, observer: Observer? = nil
     ) throws -> [Float] {
-        let c = config, B = tokens.count, S = tokens.first?.count ?? 0
-        let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
-        let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
+        let B = tokens.count, S = tokens.first?.count ?? 0, V = config.vocabSize, H = config.hiddenSize
         guard B == cache.batch else { throw ModelError("batch \(B) does not match the cache's \(cache.batch)") }
         guard S > 0, tokens.allSatisfy({ $0.count == S }) else {
             throw ModelError("every sequence of a batch must have the same, non-zero length")
@@ -91,75 +90,17 @@ public final class ParScaleModel {
             throw ModelError("context full: \(cache.length) + \(S) tokens exceed the cache's \(cache.capacity)")
         }
         let ids = tokens.flatMap { $0 }
-        if let bad = ids.first(where: { $0 < 0 || Int($0) >= V }) {
-            throw ModelError("token id \(bad) is outside the vocabulary 0..<\(V)")
-        }
-        let rows = P * B * S, outRows = rowsWanted == .all ? B * S : B
-        let w = workspaceFor(rows: rows, sequenceRows: B * S, outRows: outRows)
-        let shape = attentionShape(batch: B, newTokens: S, startPosition: cache.length, capacity: cache.capacity)
-        let eps = Float(c.rmsNormEps)
-
-        // 1. Embed once, copy for every stream (replica-major: row r*B + b).
-        let x = w.x.slice(0, rows * H)
-        backend.embed(ids: ids, table: param(layout.embedding, V * H), out: w.y.slice(0, B * S * H), dim: H)
-        backend.repeatRows(w.y.slice(0, B * S * H), times: P, out: x)
-        let h = w.h.slice(0, rows * H), qkv = w.qkv.slice(0, rows * shape.qkvStride)
-        let attn = w.attn.slice(0, rows * NH * hd), gateUp = w.gateUp.slice(0, rows * 2 * I)
-        let act = w.act.slice(0, rows * I)
-        for (i, layer) in layout.layers.enumerated() {
-            observer?("hidden_states.\(i)", x)
-            // 2-4. Attention with the stream's prefix KV, RoPE on real tokens only, GQA.
-            backend.rmsNorm(x, weight: param(layer.inputNorm, H), out: h, rows: rows, dim: H, eps: eps)
-            backend.linear(
-                h, weight: param(layer.qkvWeight, shape.qkvStride * H), bias: param(layer.qkvBias, shape.qkvStride),
-                out: qkv, rows: rows, inDim: H, outDim: shape.qkvStride, accumulate: false)
-            backend.rope(qkv: qkv, shape: shape, theta: Float(c.ropeTheta))
-            backend.storeKV(qkv: qkv, keys: cache.keys[i], values: cache.values[i], shape: shape)
-            backend.attention(qkv: qkv, keys: cache.keys[i], values: cache.values[i], out: attn, shape: shape)
-            backend.linear(
-                attn, weight: param(layer.oWeight, H * NH * hd), bias: nil, out: x, rows: rows,
-                inDim: NH * hd, outDim: H, accumulate: true)
-            // 5. SwiGLU MLP, residual added by the down projection.
-            backend.rmsNorm(x, weight: param(layer.postNorm, H), out: h, rows: rows, dim: H, eps: eps)
-            backend.linear(
-                h, weight: param(layer.gateUpWeight, 2 * I * H), bias: nil, out: gateUp, rows: rows,
-                inDim: H, outDim: 2 * I, accumulate: false)
-            backend.swiglu(gateUp, out: act, rows: rows, dim: I)
-            backend.linear(
-                act, weight: param(layer.downWeight, H * I), bias: nil, out: x, rows: rows, inDim: I,
-                outDim: H, accumulate: true)
-        }
-        // 6. Final norm on every stream.
-        backend.rmsNorm(x, weight: param(layout.finalNorm, H), out: h, rows: rows, dim: H, eps: eps)
-        // 7. Aggregation of the P streams.
-        let y = w.y.slice(0, B * S * H)
-        if P > 1 {
-            let n = B * S
-            let feat = w.feat.slice(0, n * P * H), hidden = w.aggHidden.slice(0, n * H)
-            let aggLogits = w.aggLogits.slice(0, n * P)
-            backend.interleaveStreams(h, out: feat, streams: P, rowsPerStream: n, dim: H)
-            backend.linear(
-                feat, weight: param(layout.aggregator0Weight, H * P * H), bias: param(layout.aggregator0Bias, H),
-                out: hidden, rows: n, inDim: P * H, outDim: H, accumulate: false)
-            backend.silu(hidden)
-            backend.linear(
-                hidden, weight: param(layout.aggregator2Weight, P * H), bias: param(layout.aggregator2Bias, P),
-                out: aggLogits, rows: n, inDim: H, outDim: P, accumulate: false)
-            observer?("agg_logits", aggLogits)
-            backend.mixStreams(
-                h, logits: aggLogits, weights: w.aggWeights.slice(0, n * P), out: y, streams: P,
-                rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
-        } else {
-            backend.copy(h, to: y)
-        }
-        observer?("hidden_states.\(L)", y)
+        try checkVocabulary(ids)
+        let outRows = rowsWanted == .all ? B * S : B
+        let acts = inferenceActivations(batch: B, sequence: S, outRows: outRows)
+        let y = runForward(ids: ids, batch: B, sequence: S, cache: cache, acts: acts, training: false, observer: observer)
         // 8. Output head (the embedding when tied).
         var headInput = y
         if rowsWanted == .last {
-            headInput = w.headInput.slice(0, B * H)
+            headInput = acts.headInput.slice(0, B * H)
             backend.gatherRows(y, rowIndices: (0..<B).map { Int32($0 * S + S - 1) }, out: headInput, dim: H)
         }
-        let logits = w.logits.slice(0, outRows * V)
+        let logits = acts.logits.slice(0, outRows * V)
         backend.linear(
             headInput, weight: param(layout.head, V * H), bias: nil, out: logits, rows: outRows, inDim: H,
             outDim: V, accumulate: false)
@@ -169,24 +110,134 @@ public final class ParScaleModel {
         return result
     }
 
-    /// Activation buffers, grown when a call needs more rows (never fixed to the first shape seen).
-    final class Workspace {
-        let rows: Int, sequenceRows: Int, outRows: Int
-        let x, h, qkv, attn, gateUp, act, feat, aggHidden, aggLogits, aggWeights, y, headInput, logits: Tensor
+    func checkVocabulary(_ ids: [Int32]) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError("token id \(bad) is outside the vocabulary 0..<\(config.vocabSize)")
+        }
+    }
 
-        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int) {
+    /// Spec steps 1-7 for B sequences of S new tokens; returns the (aggregated) final state [B*S, H].
+    /// In training every layer's activations are kept (`acts.layers[i]` distinct) and the
+    /// prefixes are copied into the cache afresh, since the parameters change between steps.
+    func runForward(
+        ids: [Int32], batch B: Int, sequence S: Int, cache: KVCache, acts: Activations, training: Bool,
+        observer: Observer?
+    ) -> Tensor {
+        let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
+        let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
+        let rows = P * B * S, n = B * S
+        let shape = attentionShape(batch: B, newTokens: S, startPosition: cache.length, capacity: cache.capacity)
+        let eps = Float(c.rmsNormEps)
+        if training && P > 1 {
+            let prefixCount = P * c.numKeyValueHeads * c.prefixTokens * hd
+            for (i, layer) in layout.layers.enumerated() {
+                backend.fillPrefix(prefix: param(layer.prefixK, prefixCount), cache: cache.keys[i], streams: P, batch: B, shape: shape)
+                backend.fillPrefix(prefix: param(layer.prefixV, prefixCount), cache: cache.values[i], streams: P, batch: B, shape: shape)
+            }
+        }
+        // 1. Embed once, copy for every stream (replica-major: row r*B + b).
+        backend.embed(ids: ids, table: param(layout.embedding, V * H), out: acts.embedded, dim: H)
+        backend.repeatRows(acts.embedded, times: P, out: acts.layers[0].xIn)
+        for (i, layer) in layout.layers.enumerated() {
+            let a = acts.layers[i]
+            observer?("hidden_states.\(i)", a.xIn)
+            // 2-4. Attention with the stream's prefix KV, RoPE on real tokens only, GQA.
+            backend.rmsNorm(a.xIn, weight: param(layer.inputNorm, H), out: a.h1, rows: rows, dim: H, eps: eps)
+            backend.linear(
+                a.h1, weight: param(layer.qkvWeight, shape.qkvStride * H), bias: param(layer.qkvBias, shape.qkvStride),
+                out: a.qkv, rows: rows, inDim: H, outDim: shape.qkvStride, accumulate: false)
+            backend.rope(qkv: a.qkv, shape: shape, theta: Float(c.ropeTheta))
+            backend.storeKV(qkv: a.qkv, keys: cache.keys[i], values: cache.values[i], shape: shape)
+            backend.attention(
+                qkv: a.qkv, keys: cache.keys[i], values: cache.values[i], out: a.attn,
+                logSumExp: training ? a.logSumExp : nil, shape: shape)
+            copyIfDistinct(a.xIn, to: a.xMid)
+            backend.linear(
+                a.attn, weight: param(layer.oWeight, H * NH * hd), bias: nil, out: a.xMid, rows: rows,
+                inDim: NH * hd, outDim: H, accumulate: true)
+            // 5. SwiGLU MLP; the residual is added by accumulating the down projection.
+            backend.rmsNorm(a.xMid, weight: param(layer.postNorm, H), out: a.h2, rows: rows, dim: H, eps: eps)
+            backend.linear(
+                a.h2, weight: param(layer.gateUpWeight, 2 * I * H), bias: nil, out: a.gateUp, rows: rows,
+                inDim: H, outDim: 2 * I, accumulate: false)
+            backend.swiglu(a.gateUp, out: a.act, rows: rows, dim: I)
+            copyIfDistinct(a.xMid, to: a.xOut)
+            backend.linear(
+                a.act, weight: param(layer.downWeight, H * I), bias: nil, out: a.xOut, rows: rows, inDim: I,
+                outDim: H, accumulate: true)
+        }
+        // 6. Final norm on every stream.
+        let normed = acts.finalNormed
+        backend.rmsNorm(acts.layers[L - 1].xOut, weight: param(layout.finalNorm, H), out: normed, rows: rows, dim: H, eps: eps)
+        // 7. Aggregation of the P streams.
+        guard P > 1 else {
+            observer?("hidden_states.\(L)", normed)
+            return normed
+        }
+        backend.interleaveStreams(normed, out: acts.feat, streams: P, rowsPerStream: n, dim: H)
+        backend.linear(
+            acts.feat, weight: param(layout.aggregator0Weight, H * P * H), bias: param(layout.aggregator0Bias, H),
+            out: acts.aggPre, rows: n, inDim: P * H, outDim: H, accumulate: false)
+        backend.silu(acts.aggPre, out: acts.aggAct)
+        backend.linear(
+            acts.aggAct, weight: param(layout.aggregator2Weight, P * H), bias: param(layout.aggregator2Bias, P),
+            out: acts.aggLogits, rows: n, inDim: H, outDim: P, accumulate: false)
+        observer?("agg_logits", acts.aggLogits)
+        backend.mixStreams(
+            normed, logits: acts.aggLogits, weights: acts.aggWeights, out: acts.y, streams: P,
+            rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
+        observer?("hidden_states.\(L)", acts.y)
+        return acts.y
+    }
+
+    private func copyIfDistinct(_ src: Tensor, to dst: Tensor) {
+        if src.buffer !== dst.buffer || src.offset != dst.offset { backend.copy(src, to: dst) }
+    }
+
+    /// Activation buffers of one forward pass, sized for its rows.
+    final class Activations {
+        struct Layer {
+            let xIn, h1, qkv, attn, logSumExp, xMid, h2, gateUp, act, xOut: Tensor
+        }
+        let rows: Int, sequenceRows: Int, outRows: Int
+        let layers: [Layer]
+        let embedded, finalNormed, feat, aggPre, aggAct, aggLogits, aggWeights, y, headInput, logits: Tensor
+
+        /// `keepEveryLayer`: training (distinct buffers per layer, residual stream kept per layer);
+        /// otherwise one set serves every layer and the residual stream is updated in place.
+        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
             self.rows = rows
             self.sequenceRows = n
             self.outRows = outRows
-            let H = c.hiddenSize, P = c.streams, qkvWidth = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim
-            x = backend.allocate(rows * H)
-            h = backend.allocate(rows * H)
-            qkv = backend.allocate(rows * qkvWidth)
-            attn = backend.allocate(rows * c.numAttentionHeads * c.headDim)
-            gateUp = backend.allocate(rows * 2 * c.intermediateSize)
-            act = backend.allocate(rows * c.intermediateSize)
-            feat = backend.allocate(n * P * H)
-            aggHidden = backend.allocate(n * H)
+            let H = c.hiddenSize, P = c.streams, I = c.intermediateSize
+            let qkvWidth = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim
+            func layerSet(xIn: Tensor) -> Layer {
+                let keep = keepEveryLayer
+                return Layer(
+                    xIn: xIn, h1: backend.allocate(rows * H), qkv: backend.allocate(rows * qkvWidth),
+                    attn: backend.allocate(rows * c.numAttentionHeads * c.headDim),
+                    logSumExp: backend.allocate(keep ? rows * c.numAttentionHeads : 0),
+                    xMid: keep ? backend.allocate(rows * H) : xIn, h2: backend.allocate(rows * H),
+                    gateUp: backend.allocate(rows * 2 * I), act: backend.allocate(rows * I),
+                    xOut: keep ? backend.allocate(rows * H) : xIn)
+            }
+            var layers: [Layer] = []
+            if keepEveryLayer {
+                var x = backend.allocate(rows * H)
+                for _ in 0..<c.numHiddenLayers {
+                    let layer = layerSet(xIn: x)
+                    layers.append(layer)
+                    x = layer.xOut
+                }
+            } else {
+                layers = Array(repeating: layerSet(xIn: backend.allocate(rows * H)), count: c.numHiddenLayers)
+            }
+            self.layers = layers
+            embedded = backend.allocate(n * H)
+            finalNormed = backend.allocate(rows * H)
+            feat = backend.allocate(P > 1 ? n * P * H : 0)
+            aggPre = backend.allocate(P > 1 ? n * H : 0)
+            aggAct = backend.allocate(P > 1 ? n * H : 0)
             aggLogits = backend.allocate(n * P)
             aggWeights = backend.allocate(n * P)
             y = backend.allocate(n * H)
@@ -195,15 +246,14 @@ public final class ParScaleModel {
         }
     }
 
-    private func workspaceFor(rows: Int, sequenceRows: Int, outRows: Int) -> Workspace {
-        if let w = workspace, w.rows >= rows, w.sequenceRows >= sequenceRows, w.outRows >= outRows {
-            return w
-        }
-        let w = Workspace(
-            config: config, backend: backend, rows: max(rows, workspace?.rows ?? 0),
-            sequenceRows: max(sequenceRows, workspace?.sequenceRows ?? 0),
-            outRows: max(outRows, workspace?.outRows ?? 0))
-        workspace = w
-        return w
+    /// Buffers sized for exactly this call's shape, kept while the shape repeats (decode steps
+    /// repeat one shape; a new shape, such as the prefill before them, gets its own).
+    private func inferenceActivations(batch B: Int, sequence S: Int, outRows: Int) -> Activations {
+        let rows = config.streams * B * S
+        if let a = inference, a.rows == rows, a.sequenceRows == B * S, a.outRows == outRows { return a }
+        let a = Activations(
+            config: config, backend: backend, rows: rows, sequenceRows: B * S, outRows: outRows, keepEveryLayer: false)
+        inference = a
+        return a
     }
 }

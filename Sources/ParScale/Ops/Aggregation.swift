@@ -45,3 +45,47 @@ enum AggregationOps {
         }
     }
 }
+
+extension AggregationOps {
+    /// The gradient of `interleave`, added: dY[r*n + i, d] += dFeat[i, d*P + r].
+    static func interleaveBackward(
+        dFeat: UnsafePointer<Float>, dY: UnsafeMutablePointer<Float>, streams P: Int, rowsPerStream n: Int, dim: Int
+    ) {
+        parallelFor(n, minimumPerChunk: max(1, 8192 / (dim * P))) { range in
+            for i in range {
+                let f = dFeat + i * dim * P
+                for r in 0..<P {
+                    let dy = dY + (r * n + i) * dim
+                    for d in 0..<dim { dy[d] += f[d * P + r] }
+                }
+            }
+        }
+    }
+
+    /// Gradients of `mix`: dY_r = w_r * dOut (overwritten), dLogits through the smoothed softmax.
+    static func mixBackward(
+        dOut: UnsafePointer<Float>, y: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        dY: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>, streams P: Int,
+        rowsPerStream n: Int, dim: Int, smoothing: Float
+    ) {
+        parallelFor(n, minimumPerChunk: max(1, 8192 / (dim * P))) { range in
+            for i in range {
+                let g = dOut + i * dim, w = weights + i * P, dl = dLogits + i * P
+                // softmax p from the smoothed weights; dp = d(loss)/dw * (1 - s)
+                var pDotDp: Float = 0
+                for r in 0..<P {
+                    let yr = y + (r * n + i) * dim, dyr = dY + (r * n + i) * dim
+                    for d in 0..<dim { dyr[d] = w[r] * g[d] }
+                    let p = smoothing != 0 ? (w[r] - smoothing / Float(P)) / (1 - smoothing) : w[r]
+                    let dp = dot(g, yr, dim) * (1 - smoothing)
+                    dl[r] = dp
+                    pDotDp += p * dp
+                }
+                for r in 0..<P {
+                    let p = smoothing != 0 ? (w[r] - smoothing / Float(P)) / (1 - smoothing) : w[r]
+                    dl[r] = p * (dl[r] - pDotDp)
+                }
+            }
+        }
+    }
+}

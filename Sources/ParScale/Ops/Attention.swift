@@ -36,9 +36,11 @@ enum AttentionOps {
         }
     }
 
+    /// `logSumExp`, when given, receives each query's log-sum-exp of its scaled scores
+    /// ([rows, heads, newTokens]) so the backward pass can recompute the probabilities.
     static func forward(
         qkv: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, shape s: AttentionShape
+        out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>?, shape s: AttentionShape
     ) {
         let hd = s.headDim, group = s.heads / s.kvHeads
         let scale = 1 / Float(hd).squareRoot()
@@ -69,7 +71,91 @@ enum AttentionOps {
                 let o = out + (row * s.newTokens + t) * s.heads * hd + h * hd
                 o.update(repeating: 0, count: hd)
                 let inverse = 1 / total
+                logSumExp?[item] = maxScore + logf(total)
                 for j in 0..<visible { axpy(scores[j] * inverse, values + kvBase + j * hd, o, hd) }
+            }
+        }
+    }
+}
+
+extension AttentionOps {
+    /// Gradients of `forward` (probabilities recomputed from q, k and the stored log-sum-exp).
+    /// dQ goes into the q part of dQKV; dKeys / dValues are cache-shaped and overwritten.
+    /// Work is split by (row, kv head), so the heads sharing a kv head never race.
+    static func backward(
+        dOut: UnsafePointer<Float>, out: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
+        dQKV: UnsafeMutablePointer<Float>, dKeys: UnsafeMutablePointer<Float>,
+        dValues: UnsafeMutablePointer<Float>, shape s: AttentionShape
+    ) {
+        let hd = s.headDim, group = s.heads / s.kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let work = s.newTokens * (s.prefixTokens + s.startPosition + s.newTokens) * hd * group
+        parallelFor(s.rows * s.kvHeads, minimumPerChunk: max(1, 65536 / max(work, 1))) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: s.cacheCapacity)
+            defer { p.deallocate() }
+            for item in range {
+                let row = item / s.kvHeads, kvh = item % s.kvHeads
+                let kvBase = ((row * s.kvHeads + kvh) * s.cacheCapacity) * hd
+                let dk = dKeys + kvBase, dv = dValues + kvBase
+                dk.update(repeating: 0, count: s.cacheCapacity * hd)
+                dv.update(repeating: 0, count: s.cacheCapacity * hd)
+                for h in (kvh * group)..<((kvh + 1) * group) {
+                    for t in 0..<s.newTokens {
+                        let rowT = row * s.newTokens + t
+                        let q = qkv + rowT * s.qkvStride + h * hd
+                        let dq = dQKV + rowT * s.qkvStride + h * hd
+                        let o = out + rowT * s.heads * hd + h * hd
+                        let dO = dOut + rowT * s.heads * hd + h * hd
+                        let lse = logSumExp[(row * s.heads + h) * s.newTokens + t]
+                        let visible = s.prefixTokens + s.startPosition + t + 1
+                        let D = dot(dO, o, hd)
+                        dq.update(repeating: 0, count: hd)
+                        for j in 0..<visible {
+                            let k = keys + kvBase + j * hd
+                            let prob = expf(dot(q, k, hd) * scale - lse)
+                            let dp = dot(dO, values + kvBase + j * hd, hd)
+                            let ds = prob * (dp - D) * scale
+                            axpy(ds, k, dq, hd)
+                            axpy(ds, q, dk + j * hd, hd)
+                            axpy(prob, dO, dv + j * hd, hd)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gradient of `storeKV`: the real-token slots of dKeys / dValues into dQKV's k and v parts.
+    static func storeKVBackward(
+        dKeys: UnsafePointer<Float>, dValues: UnsafePointer<Float>, dQKV: UnsafeMutablePointer<Float>,
+        shape s: AttentionShape
+    ) {
+        let hd = s.headDim
+        for row in 0..<s.rows {
+            for t in 0..<s.newTokens {
+                let dst = dQKV + (row * s.newTokens + t) * s.qkvStride
+                for h in 0..<s.kvHeads {
+                    let slot = ((row * s.kvHeads + h) * s.cacheCapacity + s.prefixTokens + s.startPosition + t) * hd
+                    (dst + (s.heads + h) * hd).update(from: dKeys + slot, count: hd)
+                    (dst + (s.heads + s.kvHeads + h) * hd).update(from: dValues + slot, count: hd)
+                }
+            }
+        }
+    }
+
+    /// The gradient of `fillPrefix`: dPrefix[r] += sum over the batch of the prefix slots' gradients.
+    static func fillPrefixBackward(
+        dCache: UnsafePointer<Float>, dPrefix: UnsafeMutablePointer<Float>, streams: Int, batch: Int,
+        shape s: AttentionShape
+    ) {
+        let block = s.prefixTokens * s.headDim
+        for r in 0..<streams {
+            for b in 0..<batch {
+                for h in 0..<s.kvHeads {
+                    let src = dCache + (((r * batch + b) * s.kvHeads + h) * s.cacheCapacity) * s.headDim
+                    axpy(1, src, dPrefix + (r * s.kvHeads + h) * block, block)
+                }
             }
         }
     }

@@ -22,3 +22,34 @@ enum ElementwiseOps {
         }
     }
 }
+
+extension ElementwiseOps {
+    /// silu'(v) = s(v) * (1 + v * (1 - s(v))), s the logistic function.
+    @inline(__always) static func siluGrad(_ v: Float) -> Float {
+        let s = 1 / (1 + expf(-v))
+        return s * (1 + v * (1 - s))
+    }
+
+    /// dx = dy * silu'(x), x the input before SiLU.
+    static func siluBackward(dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minimumPerChunk: 16384) { range in
+            for i in range { dX[i] = dOut[i] * siluGrad(x[i]) }
+        }
+    }
+
+    /// Gradients of out = silu(g) * u into dGateUp = [dg | du] per row.
+    static func swigluBackward(
+        dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>, dGateUp: UnsafeMutablePointer<Float>,
+        rows: Int, dim: Int
+    ) {
+        parallelFor(rows, minimumPerChunk: max(1, 16384 / dim)) { range in
+            for r in range {
+                let g = gateUp + r * 2 * dim, d = dGateUp + r * 2 * dim, dy = dOut + r * dim
+                for i in 0..<dim {
+                    d[i] = dy[i] * g[dim + i] * siluGrad(g[i])
+                    d[dim + i] = dy[i] * silu(g[i])
+                }
+            }
+        }
+    }
+}

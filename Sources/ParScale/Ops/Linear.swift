@@ -1,4 +1,6 @@
 import CKernels
+import Dispatch
+import Foundation
 import COpenBLAS
 
 /// Matrix products. All P*B*S rows go through one call: the weight is read once for all of them.
@@ -42,5 +44,37 @@ enum LinearOps {
                 x, weight, bias, out, Int32(rows), Int32(inDim), Int32(outDim), Int32(range.lowerBound),
                 Int32(range.upperBound), accumulate ? 1 : 0)
         }
+    }
+}
+
+extension LinearOps {
+    /// Gradients of out = x W^T + b: dX (=|+=) dOut W, dW += dOut^T x, dBias += column sums of dOut.
+    static func backward(
+        dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool, dWeight: UnsafeMutablePointer<Float>,
+        dBias: UnsafeMutablePointer<Float>?, rows: Int, inDim: Int, outDim: Int
+    ) {
+        if let dX {
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inDim), Int32(outDim),
+                1, dOut, Int32(outDim), weight, Int32(inDim), accumulateDX ? 1 : 0, dX, Int32(inDim))
+        }
+        cblas_sgemm(
+            CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outDim), Int32(inDim), Int32(rows),
+            1, dOut, Int32(outDim), x, Int32(inDim), 1, dWeight, Int32(inDim))
+        if let dBias { columnSums(dOut, rows: rows, columns: outDim, into: dBias) }
+    }
+
+    /// into[c] += sum over rows of m[r, c]; rows split over cores with one partial sum each.
+    static func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int, into: UnsafeMutablePointer<Float>) {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * columns / 65536))
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * columns)
+        partial.initialize(repeating: 0, count: workers * columns)
+        defer { partial.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let p = partial + w * columns
+            for r in (rows * w / workers)..<(rows * (w + 1) / workers) { axpy(1, m + r * columns, p, columns) }
+        }
+        for w in 0..<workers { axpy(1, partial + w * columns, into, columns) }
     }
 }

@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 /// RMSNorm in float32: y = x / sqrt(mean(x^2) + eps) * weight  (Qwen2RMSNorm).
 enum RMSNormOps {
     static func forward(
@@ -11,5 +14,35 @@ enum RMSNormOps {
                 for i in 0..<dim { yr[i] = weight[i] * (xr[i] * inverseRMS) }
             }
         }
+    }
+}
+
+extension RMSNormOps {
+    /// dX (+)= w*dy/rms - x * mean(w*dy*x)/rms^3;  dWeight += sum over rows of dy * x/rms.
+    static func backward(
+        dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dX: UnsafeMutablePointer<Float>, accumulate: Bool, dWeight: UnsafeMutablePointer<Float>,
+        rows: Int, dim: Int, eps: Float
+    ) {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * dim / 16384))
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * dim)
+        partial.initialize(repeating: 0, count: workers * dim)
+        defer { partial.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let dw = partial + w * dim
+            for r in (rows * w / workers)..<(rows * (w + 1) / workers) {
+                let xr = x + r * dim, gr = dOut + r * dim, dxr = dX + r * dim
+                let inverseRMS = 1 / (dot(xr, xr, dim) / Float(dim) + eps).squareRoot()
+                var weighted: Float = 0  // sum of w*dy*x
+                for i in 0..<dim { weighted += weight[i] * gr[i] * xr[i] }
+                let k = weighted * inverseRMS * inverseRMS * inverseRMS / Float(dim)
+                for i in 0..<dim {
+                    let g = weight[i] * gr[i] * inverseRMS - xr[i] * k
+                    dxr[i] = accumulate ? dxr[i] + g : g
+                    dw[i] += gr[i] * xr[i] * inverseRMS
+                }
+            }
+        }
+        for w in 0..<workers { axpy(1, partial + w * dim, dWeight, dim) }
     }
 }

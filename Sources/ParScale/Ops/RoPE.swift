@@ -20,12 +20,14 @@ enum RoPEOps {
     }
 
     /// Rotates `heads` heads at the start of each row. Row index = sequence * newTokens + t.
+    /// `inverse` rotates by minus the angle: the backward pass (a rotation's gradient is its transpose).
     static func forward(
         x: UnsafeMutablePointer<Float>, sequences: Int, newTokens: Int, startPosition: Int,
-        heads: Int, headDim: Int, rowStride: Int, theta: Float
+        heads: Int, headDim: Int, rowStride: Int, theta: Float, inverse: Bool = false
     ) {
         let half = headDim / 2
-        let (cosT, sinT) = table(start: startPosition, count: newTokens, headDim: headDim, theta: theta)
+        var (cosT, sinT) = table(start: startPosition, count: newTokens, headDim: headDim, theta: theta)
+        if inverse { sinT = sinT.map { -$0 } }
         cosT.withUnsafeBufferPointer { cosP in
             sinT.withUnsafeBufferPointer { sinP in
                 parallelFor(sequences * newTokens, minimumPerChunk: 64) { range in

@@ -1,0 +1,166 @@
+import Foundation
+
+/// Buffers of one training step, sized for (B, S) and reused while the shape repeats.
+final class TrainingWorkspace {
+    let batch: Int, sequence: Int
+    let acts: ParScaleModel.Activations
+    let cache: KVCache
+    let losses: Tensor
+    // Gradients of activations (parameters' gradients live in the caller's flat buffer).
+    let dResidual, dH, dQKV, dAttn, dGateUp, dAct, dKeys, dValues: Tensor
+    let dNormed, dY, dFeat, dAggAct, dAggPre, dAggLogits, dEmbedded: Tensor
+
+    init(model: ParScaleModel, batch B: Int, sequence S: Int) {
+        let c = model.config, backend = model.backend
+        let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, n = B * S, rows = P * n
+        batch = B
+        sequence = S
+        acts = .init(config: c, backend: backend, rows: rows, sequenceRows: n, outRows: n, keepEveryLayer: true)
+        cache = model.makeCache(batch: B, capacity: S)
+        losses = backend.allocate(n)
+        let shape = model.attentionShape(batch: B, newTokens: S, startPosition: 0, capacity: S)
+        dResidual = backend.allocate(rows * H)
+        dH = backend.allocate(rows * H)
+        dQKV = backend.allocate(rows * shape.qkvStride)
+        dAttn = backend.allocate(rows * c.numAttentionHeads * c.headDim)
+        dGateUp = backend.allocate(rows * 2 * I)
+        dAct = backend.allocate(rows * I)
+        dKeys = backend.allocate(cache.keys[0].count)
+        dValues = backend.allocate(cache.keys[0].count)
+        dNormed = backend.allocate(P > 1 ? rows * H : 0)
+        dY = backend.allocate(n * H)
+        dFeat = backend.allocate(P > 1 ? n * P * H : 0)
+        dAggAct = backend.allocate(P > 1 ? n * H : 0)
+        dAggPre = backend.allocate(P > 1 ? n * H : 0)
+        dAggLogits = backend.allocate(n * P)
+        dEmbedded = backend.allocate(n * H)
+    }
+}
+
+extension ParScaleModel {
+    /// Forward and backward of next-token cross-entropy on B sequences of S tokens
+    /// (`inputs`, `targets`: B*S ids each, row-major). ADDS `gradScale` times the gradient of the
+    /// mean loss to `gradients` (same layout as `parameters`) and returns the mean loss.
+    /// The backward pass is the forward's calls in reverse, one backward op per forward op.
+    public func accumulateGradients(
+        inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
+        gradScale: Float = 1
+    ) throws -> Double {
+        guard inputs.count == B * S, targets.count == B * S else {
+            throw ModelError("expected \(B * S) inputs and targets, got \(inputs.count) and \(targets.count)")
+        }
+        try checkVocabulary(inputs)
+        try checkVocabulary(targets)
+        let w: TrainingWorkspace
+        if let t = training, t.batch == B, t.sequence == S {
+            w = t
+        } else {
+            w = TrainingWorkspace(model: self, batch: B, sequence: S)
+            training = w
+        }
+        let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
+        let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
+        let n = B * S, rows = P * n, eps = Float(c.rmsNormEps)
+        let acts = w.acts
+        func grad(_ offset: Int, _ count: Int) -> Tensor { g.slice(offset, count) }
+
+        w.cache.length = 0
+        let y = runForward(ids: inputs, batch: B, sequence: S, cache: w.cache, acts: acts, training: true, observer: nil)
+        let shape = attentionShape(batch: B, newTokens: S, startPosition: 0, capacity: S)
+        let logits = acts.logits.slice(0, n * V)
+        backend.linear(y, weight: param(layout.head, V * H), bias: nil, out: logits, rows: n, inDim: H, outDim: V, accumulate: false)
+        backend.crossEntropy(logits: logits, targets: targets, losses: w.losses, rows: n, vocab: V, gradScale: gradScale / Float(n))
+        let dLogits = logits
+
+        // 8. Head.
+        backend.linearBackward(
+            dOut: dLogits, input: y, weight: param(layout.head, V * H), dInput: w.dY, accumulateInput: false,
+            dWeight: grad(layout.head, V * H), dBias: nil, rows: n, inDim: H, outDim: V)
+        // 7. Aggregation.
+        var dNormed = w.dY
+        if P > 1 {
+            dNormed = w.dNormed
+            backend.mixStreamsBackward(
+                dOut: w.dY, y: acts.finalNormed, weights: acts.aggWeights, dY: dNormed, dLogits: w.dAggLogits,
+                streams: P, rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
+            backend.linearBackward(
+                dOut: w.dAggLogits, input: acts.aggAct, weight: param(layout.aggregator2Weight, P * H),
+                dInput: w.dAggAct, accumulateInput: false, dWeight: grad(layout.aggregator2Weight, P * H),
+                dBias: grad(layout.aggregator2Bias, P), rows: n, inDim: H, outDim: P)
+            backend.siluBackward(dOut: w.dAggAct, input: acts.aggPre, dInput: w.dAggPre)
+            backend.linearBackward(
+                dOut: w.dAggPre, input: acts.feat, weight: param(layout.aggregator0Weight, H * P * H),
+                dInput: w.dFeat, accumulateInput: false, dWeight: grad(layout.aggregator0Weight, H * P * H),
+                dBias: grad(layout.aggregator0Bias, H), rows: n, inDim: P * H, outDim: H)
+            backend.interleaveStreamsBackward(dFeat: w.dFeat, dY: dNormed, streams: P, rowsPerStream: n, dim: H)
+        }
+        // 6. Final norm.
+        backend.rmsNormBackward(
+            dOut: dNormed, input: acts.layers[L - 1].xOut, weight: param(layout.finalNorm, H), dInput: w.dResidual,
+            accumulateInput: false, dWeight: grad(layout.finalNorm, H), rows: rows, dim: H, eps: eps)
+        // 5-2. Layers in reverse; dResidual carries the gradient of the residual stream.
+        for (i, layer) in layout.layers.enumerated().reversed() {
+            let a = acts.layers[i]
+            backend.linearBackward(
+                dOut: w.dResidual, input: a.act, weight: param(layer.downWeight, H * I), dInput: w.dAct,
+                accumulateInput: false, dWeight: grad(layer.downWeight, H * I), dBias: nil, rows: rows, inDim: I, outDim: H)
+            backend.swigluBackward(dOut: w.dAct, gateUp: a.gateUp, dGateUp: w.dGateUp, rows: rows, dim: I)
+            backend.linearBackward(
+                dOut: w.dGateUp, input: a.h2, weight: param(layer.gateUpWeight, 2 * I * H), dInput: w.dH,
+                accumulateInput: false, dWeight: grad(layer.gateUpWeight, 2 * I * H), dBias: nil, rows: rows,
+                inDim: H, outDim: 2 * I)
+            backend.rmsNormBackward(
+                dOut: w.dH, input: a.xMid, weight: param(layer.postNorm, H), dInput: w.dResidual, accumulateInput: true,
+                dWeight: grad(layer.postNorm, H), rows: rows, dim: H, eps: eps)
+            backend.linearBackward(
+                dOut: w.dResidual, input: a.attn, weight: param(layer.oWeight, H * NH * hd), dInput: w.dAttn,
+                accumulateInput: false, dWeight: grad(layer.oWeight, H * NH * hd), dBias: nil, rows: rows,
+                inDim: NH * hd, outDim: H)
+            backend.attentionBackward(
+                dOut: w.dAttn, out: a.attn, qkv: a.qkv, keys: w.cache.keys[i], values: w.cache.values[i],
+                logSumExp: a.logSumExp, dQKV: w.dQKV, dKeys: w.dKeys, dValues: w.dValues, shape: shape)
+            backend.storeKVBackward(dKeys: w.dKeys, dValues: w.dValues, dQKV: w.dQKV, shape: shape)
+            if P > 1 {
+                let prefixCount = P * c.numKeyValueHeads * c.prefixTokens * hd
+                backend.fillPrefixBackward(dCache: w.dKeys, dPrefix: grad(layer.prefixK, prefixCount), streams: P, batch: B, shape: shape)
+                backend.fillPrefixBackward(dCache: w.dValues, dPrefix: grad(layer.prefixV, prefixCount), streams: P, batch: B, shape: shape)
+            }
+            backend.ropeBackward(dQKV: w.dQKV, shape: shape, theta: Float(c.ropeTheta))
+            backend.linearBackward(
+                dOut: w.dQKV, input: a.h1, weight: param(layer.qkvWeight, shape.qkvStride * H), dInput: w.dH,
+                accumulateInput: false, dWeight: grad(layer.qkvWeight, shape.qkvStride * H),
+                dBias: grad(layer.qkvBias, shape.qkvStride), rows: rows, inDim: H, outDim: shape.qkvStride)
+            backend.rmsNormBackward(
+                dOut: w.dH, input: a.xIn, weight: param(layer.inputNorm, H), dInput: w.dResidual, accumulateInput: true,
+                dWeight: grad(layer.inputNorm, H), rows: rows, dim: H, eps: eps)
+        }
+        // 1. Embedding (the P copies' gradients summed; tied heads add to the same rows).
+        backend.sumStreams(w.dResidual, streams: P, out: w.dEmbedded)
+        backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding, V * H), dim: H)
+
+        var losses = [Float](repeating: 0, count: n)
+        losses.withUnsafeMutableBufferPointer { backend.download(w.losses, into: $0) }
+        return losses.reduce(0.0) { $0 + Double($1) } / Double(n)
+    }
+
+    /// Mean next-token loss without gradients (validation).
+    public func loss(inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int) throws -> Double {
+        try checkVocabulary(inputs)
+        try checkVocabulary(targets)
+        let tokens = (0..<B).map { Array(inputs[($0 * S)..<(($0 + 1) * S)]) }
+        let logits = try forward(tokens: tokens, cache: makeCache(batch: B, capacity: S))
+        let V = config.vocabSize
+        var total = 0.0
+        logits.withUnsafeBufferPointer { l in
+            for i in 0..<(B * S) {
+                let row = l.baseAddress! + i * V
+                var maxLogit = -Float.infinity
+                for v in 0..<V { maxLogit = max(maxLogit, row[v]) }
+                var sum = 0.0
+                for v in 0..<V { sum += Double(expf(row[v] - maxLogit)) }
+                total += Double(maxLogit) + log(sum) - Double(row[Int(targets[i])])
+            }
+        }
+        return total / Double(B * S)
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Softmax cross-entropy of next-token prediction, fused with its gradient.
+enum CrossEntropyOps {
+    /// losses[i] = logsumexp(logits[i]) - logits[i, target]; logits[i] is overwritten by
+    /// gradScale * (softmax(logits[i]) - onehot(target)), the gradient of gradScale * sum(losses).
+    static func forwardBackward(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, losses: UnsafeMutablePointer<Float>,
+        rows: Int, vocab: Int, gradScale: Float
+    ) {
+        parallelFor(rows, minimumPerChunk: max(1, 16384 / vocab)) { range in
+            for i in range {
+                let l = logits + i * vocab
+                var maxLogit = -Float.infinity
+                for v in 0..<vocab { maxLogit = max(maxLogit, l[v]) }
+                var total: Float = 0
+                for v in 0..<vocab { total += expf(l[v] - maxLogit) }
+                let target = Int(targets[i])
+                losses[i] = maxLogit + logf(total) - l[target]
+                let inverse = 1 / total
+                for v in 0..<vocab { l[v] = gradScale * expf(l[v] - maxLogit) * inverse }
+                l[target] -= gradScale
+            }
+        }
+    }
+}
+
+/// Embedding and stream-copy gradients.
+enum EmbeddingOps {
+    /// out[i] = sum over r of x[r*n + i]: the gradient of copying n rows to P streams.
+    static func sumStreams(_ x: UnsafePointer<Float>, streams: Int, out: UnsafeMutablePointer<Float>, count: Int) {
+        out.update(from: x, count: count)
+        for r in 1..<max(streams, 1) { axpy(1, x + r * count, out, count) }
+    }
+
+    /// dTable[ids[i]] += dOut[i] (sequential: ids repeat).
+    static func backward(ids: [Int32], dOut: UnsafePointer<Float>, dTable: UnsafeMutablePointer<Float>, dim: Int) {
+        for (i, id) in ids.enumerated() { axpy(1, dOut + i * dim, dTable + Int(id) * dim, dim) }
+    }
+}
