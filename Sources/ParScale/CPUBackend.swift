@@ -1,4 +1,5 @@
 import COpenBLAS
+import Dispatch
 
 /// Host memory, 64-byte aligned, zero-filled.
 public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
@@ -27,7 +28,8 @@ public final class CPUBackend: Backend {
     public init() {}
 
     public var name: String { "cpu (OpenBLAS, \(Self.threads) threads)" }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Threads used: OpenBLAS runs single-threaded calls, split over the cores by `BLAS`.
+    public static var threads: Int { BLAS.workers }
 
     public func allocate(_ count: Int) -> Tensor { Tensor(buffer: HostBuffer(count: count)) }
 
@@ -42,6 +44,19 @@ public final class CPUBackend: Backend {
     }
 
     public func synchronize() {}
+
+    /// GFLOP/s of this backend's sgemm on n x n x n, the peak MFU is measured against.
+    public static func measureSgemmGFLOPs(size n: Int = 1024) -> Double {
+        let a = [Float](repeating: 0.5, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: a, ldb: n, beta: 0, c: &c, ldc: n)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return 2 * Double(n * n * n) / times.sorted()[times.count / 2] / 1e9
+    }
 
     public func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int) {
         let src = table.host, dst = out.host

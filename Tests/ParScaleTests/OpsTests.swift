@@ -71,4 +71,37 @@ final class OpsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("context full"))
         }
     }
+
+    /// The sgemm attention (forward and backward) against its plain dot-product twin.
+    func testAttentionAgreesWithItsPlainTwin() {
+        var rng = SeededGenerator(seed: 13)
+        let shapes = [
+            AttentionShape(rows: 3, newTokens: 7, startPosition: 0, heads: 4, kvHeads: 2, headDim: 6, prefixTokens: 3, cacheCapacity: 10),
+            AttentionShape(rows: 2, newTokens: 5, startPosition: 4, heads: 3, kvHeads: 1, headDim: 10, prefixTokens: 0, cacheCapacity: 11),
+            AttentionShape(rows: 4, newTokens: 1, startPosition: 6, heads: 2, kvHeads: 2, headDim: 8, prefixTokens: 5, cacheCapacity: 13),
+        ]
+        for s in shapes {
+            let qkv = random(s.rows * s.newTokens * s.qkvStride, &rng)
+            let cacheCount = s.rows * s.kvHeads * s.cacheCapacity * s.headDim
+            var keys = random(cacheCount, &rng), values = random(cacheCount, &rng)
+            AttentionOps.storeKV(qkv: qkv, keys: &keys, values: &values, shape: s)
+            let outCount = s.rows * s.newTokens * s.heads * s.headDim
+            var out = [Float](repeating: 0, count: outCount), outPlain = out
+            var lse = [Float](repeating: 0, count: s.rows * s.heads * s.newTokens), lsePlain = lse
+            AttentionOps.forward(qkv: qkv, keys: keys, values: values, out: &out, logSumExp: &lse, shape: s)
+            AttentionOps.forwardPlain(qkv: qkv, keys: keys, values: values, out: &outPlain, logSumExp: &lsePlain, shape: s)
+            assertClose(out, outPlain, "attention forward \(s)", tolerance: 1e-5)
+            assertClose(lse, lsePlain, "attention log-sum-exp", tolerance: 1e-5)
+            let dOut = random(outCount, &rng)
+            var dQKV = [Float](repeating: 0, count: qkv.count), dQKVPlain = dQKV
+            var dK = [Float](repeating: 9, count: cacheCount), dV = dK, dKPlain = dK, dVPlain = dK
+            AttentionOps.backward(dOut: dOut, out: out, qkv: qkv, keys: keys, values: values, logSumExp: lse, dQKV: &dQKV, dKeys: &dK, dValues: &dV, shape: s)
+            AttentionOps.backwardPlain(dOut: dOut, out: out, qkv: qkv, keys: keys, values: values, logSumExp: lse, dQKV: &dQKVPlain, dKeys: &dKPlain, dValues: &dVPlain, shape: s)
+            // Only the q part of dQKV is written by attention backward.
+            let qParts = { (x: [Float]) in (0..<s.rows * s.newTokens).flatMap { x[($0 * s.qkvStride)..<($0 * s.qkvStride + s.heads * s.headDim)] } }
+            assertClose(qParts(dQKV), qParts(dQKVPlain), "attention dQ", tolerance: 1e-5)
+            assertClose(dK, dKPlain, "attention dK", tolerance: 1e-5)
+            assertClose(dV, dVPlain, "attention dV", tolerance: 1e-5)
+        }
+    }
 }

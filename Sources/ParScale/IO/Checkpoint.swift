@@ -5,7 +5,16 @@ public enum Checkpoint {
     public static func configPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("config.json") }
     public static func weightsPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("model.safetensors") }
 
+    /// A training run folder holds its latest model in `checkpoint/`: accept the run folder too.
+    public static func resolve(_ dir: String) -> String {
+        let nested = (dir as NSString).appendingPathComponent("checkpoint")
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: configPath(dir)) && fm.fileExists(atPath: configPath(nested)) { return nested }
+        return dir
+    }
+
     public static func loadConfig(_ dir: String) throws -> ModelConfig {
+        let dir = resolve(dir)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError("\(dir): no such checkpoint folder (expected config.json and model.safetensors)")
@@ -59,6 +68,7 @@ public enum Checkpoint {
 
     /// Loads a checkpoint folder onto `backend`.
     public static func load(_ dir: String, backend: Backend) throws -> ParScaleModel {
+        let dir = resolve(dir)
         let config = try loadConfig(dir)
         let layout = ParameterLayout(config)
         var host = [Float](repeating: 0, count: layout.totalCount)

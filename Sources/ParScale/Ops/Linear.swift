@@ -27,9 +27,9 @@ enum LinearOps {
             }
             beta = 1
         }
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outDim), Int32(inDim),
-            1, x, Int32(inDim), weight, Int32(inDim), beta, out, Int32(outDim))
+        BLAS.sgemm(
+            transA: false, transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: weight, ldb: inDim,
+            beta: beta, c: out, ldc: outDim)
     }
 
     /// The same product for a handful of rows (decode: P*B rows): each weight row is streamed
@@ -55,13 +55,13 @@ extension LinearOps {
         dBias: UnsafeMutablePointer<Float>?, rows: Int, inDim: Int, outDim: Int
     ) {
         if let dX {
-            cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inDim), Int32(outDim),
-                1, dOut, Int32(outDim), weight, Int32(inDim), accumulateDX ? 1 : 0, dX, Int32(inDim))
+            BLAS.sgemm(
+                transA: false, transB: false, m: rows, n: inDim, k: outDim, a: dOut, lda: outDim, b: weight, ldb: inDim,
+                beta: accumulateDX ? 1 : 0, c: dX, ldc: inDim)
         }
-        cblas_sgemm(
-            CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outDim), Int32(inDim), Int32(rows),
-            1, dOut, Int32(outDim), x, Int32(inDim), 1, dWeight, Int32(inDim))
+        BLAS.sgemm(
+            transA: true, transB: false, m: outDim, n: inDim, k: rows, a: dOut, lda: outDim, b: x, ldb: inDim,
+            beta: 1, c: dWeight, ldc: inDim)
         if let dBias { columnSums(dOut, rows: rows, columns: outDim, into: dBias) }
     }
 
