@@ -1,6 +1,7 @@
 // Hand-vectorised kernels where OpenBLAS is the wrong tool. Plain C twin beside each AVX2 version;
 // the choice is made at run time, so the binary still runs on CPUs without AVX2.
 #include "ckernels.h"
+#include <math.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -149,4 +150,115 @@ void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *ou
     }
 #endif
     ps_few_rows_nt_plain(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+}
+
+// ---- exp ----------------------------------------------------------------------------------
+// exp(x) = 2^k * exp(r), x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial
+// (Cephes expf coefficients). Inputs below -87 flush to 0, as expf underflows there.
+
+#ifdef PS_X86
+__attribute__((target("avx2,fma"))) static inline __m256 exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
+    __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    return _mm256_andnot_ps(underflow, result);
+}
+
+__attribute__((target("avx2,fma"))) static float exp_shifted_avx2(float *x, int n, float shift) {
+    __m256 total = _mm256_setzero_ps(), s = _mm256_set1_ps(shift);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(x + i, e);
+        total = _mm256_add_ps(total, e);
+    }
+    float sum = hsum256(total);
+    for (; i < n; i++) { x[i] = expf(x[i] - shift); sum += x[i]; }
+    return sum;
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid256(__m256 g) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu_forward_avx2(const float *gu, float *out, long rows, int dim) {
+    for (long r = 0; r < rows; r++) {
+        const float *g = gu + r * 2 * dim, *u = g + dim;
+        float *o = out + r * dim;
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            __m256 gv = _mm256_loadu_ps(g + i);
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(gv, sigmoid256(gv)), _mm256_loadu_ps(u + i)));
+        }
+        for (; i < dim; i++) o[i] = g[i] / (1 + expf(-g[i])) * u[i];
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu_backward_avx2(const float *dOut, const float *gu, float *dgu, long rows, int dim) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (long r = 0; r < rows; r++) {
+        const float *g = gu + r * 2 * dim, *u = g + dim, *dy = dOut + r * dim;
+        float *dg = dgu + r * 2 * dim, *du = dg + dim;
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            __m256 gv = _mm256_loadu_ps(g + i), sv = sigmoid256(gv), dv = _mm256_loadu_ps(dy + i);
+            __m256 grad = _mm256_mul_ps(sv, _mm256_fmadd_ps(gv, _mm256_sub_ps(one, sv), one));
+            _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(dv, _mm256_loadu_ps(u + i)), grad));
+            _mm256_storeu_ps(du + i, _mm256_mul_ps(dv, _mm256_mul_ps(gv, sv)));
+        }
+        for (; i < dim; i++) {
+            float sg = 1 / (1 + expf(-g[i]));
+            dg[i] = dy[i] * u[i] * sg * (1 + g[i] * (1 - sg));
+            du[i] = dy[i] * g[i] * sg;
+        }
+    }
+}
+#endif
+
+float ps_exp_shifted(float *x, int n, float shift) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) return exp_shifted_avx2(x, n, shift);
+#endif
+    float sum = 0;
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - shift); sum += x[i]; }
+    return sum;
+}
+
+void ps_swiglu_forward(const float *gateUp, float *out, long rows, int dim) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) { swiglu_forward_avx2(gateUp, out, rows, dim); return; }
+#endif
+    for (long r = 0; r < rows; r++)
+        for (int i = 0; i < dim; i++) {
+            float g = gateUp[r * 2 * dim + i];
+            out[r * dim + i] = g / (1 + expf(-g)) * gateUp[r * 2 * dim + dim + i];
+        }
+}
+
+void ps_swiglu_backward(const float *dOut, const float *gateUp, float *dGateUp, long rows, int dim) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) { swiglu_backward_avx2(dOut, gateUp, dGateUp, rows, dim); return; }
+#endif
+    for (long r = 0; r < rows; r++)
+        for (int i = 0; i < dim; i++) {
+            float g = gateUp[r * 2 * dim + i], u = gateUp[r * 2 * dim + dim + i], dy = dOut[r * dim + i];
+            float sg = 1 / (1 + expf(-g));
+            dGateUp[r * 2 * dim + i] = dy * u * sg * (1 + g * (1 - sg));
+            dGateUp[r * 2 * dim + dim + i] = dy * g * sg;
+        }
 }

@@ -104,4 +104,26 @@ final class OpsTests: XCTestCase {
             assertClose(dV, dVPlain, "attention dV", tolerance: 1e-5)
         }
     }
+
+    func testVectorisedExpAndSwiGLUAgreeWithPlainCode() {
+        var rng = SeededGenerator(seed: 14)
+        var x = (0..<203).map { _ in (rng.nextUniform() - 0.5) * 60 }
+        x += [-90, -87.5, 0, 1e-8, 20]
+        let expected = x.map { exp(Double($0 - 3)) }  // the shift is applied in float32 in both
+        var y = x
+        let total = ps_exp_shifted(&y, Int32(y.count), 3)
+        for i in x.indices { XCTAssertEqual(Double(y[i]), expected[i], accuracy: 3e-7 * expected[i] + 1e-38, "exp(\(x[i]) - 3)") }
+        XCTAssertEqual(Double(total), expected.reduce(0, +), accuracy: 1e-6 * expected.reduce(0, +))
+
+        let rows = 3, dim = 21
+        let gateUp = random(rows * 2 * dim, &rng).map { $0 * 6 }, dOut = random(rows * dim, &rng)
+        var fast = [Float](repeating: 0, count: rows * dim), plain = fast
+        ElementwiseOps.swiglu(gateUp: gateUp, out: &fast, rows: rows, dim: dim)
+        ElementwiseOps.swigluPlain(gateUp: gateUp, out: &plain, rows: rows, dim: dim)
+        assertClose(fast, plain, "swiglu", tolerance: 1e-6)
+        var dFast = [Float](repeating: 0, count: rows * 2 * dim), dPlain = dFast
+        ElementwiseOps.swigluBackward(dOut: dOut, gateUp: gateUp, dGateUp: &dFast, rows: rows, dim: dim)
+        ElementwiseOps.swigluBackwardPlain(dOut: dOut, gateUp: gateUp, dGateUp: &dPlain, rows: rows, dim: dim)
+        assertClose(dFast, dPlain, "swiglu backward", tolerance: 1e-6)
+    }
 }

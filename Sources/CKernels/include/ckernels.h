@@ -15,3 +15,13 @@ void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, flo
 int ps_kernels_use_avx2(void);
 
 #endif
+
+/// x[i] = exp(x[i] - shift) for i < n; returns the sum. AVX2 polynomial (relative error < 2e-7),
+/// portable expf otherwise.
+float ps_exp_shifted(float *x, int n, float shift);
+
+/// out[r, i] = silu(g) * u with g = gateUp[r, i], u = gateUp[r, dim + i].
+void ps_swiglu_forward(const float *gateUp, float *out, long rows, int dim);
+
+/// dGateUp[r] = [dOut * u * silu'(g) | dOut * silu(g)].
+void ps_swiglu_backward(const float *dOut, const float *gateUp, float *dGateUp, long rows, int dim);

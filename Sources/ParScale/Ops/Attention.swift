@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Causal attention over a per-row KV cache laid out [R, KVH, capacity, hd], whose first T slots
@@ -197,12 +198,7 @@ extension AttentionOps {
     static func softmaxRow(_ x: UnsafeMutablePointer<Float>, visible: Int, width: Int) -> Float {
         var maxScore = -Float.infinity
         for j in 0..<visible { maxScore = max(maxScore, x[j]) }
-        var total: Float = 0
-        for j in 0..<visible {
-            let e = expf(x[j] - maxScore)
-            x[j] = e
-            total += e
-        }
+        let total = ps_exp_shifted(x, Int32(visible), maxScore)
         let inverse = 1 / total
         for j in 0..<visible { x[j] *= inverse }
         if visible < width { (x + visible).update(repeating: 0, count: width - visible) }
@@ -248,11 +244,8 @@ extension AttentionOps {
                         let lse = logSumExp[(row * s.heads + h) * S + t]
                         let D = dot(dO + t * oStride, o + t * oStride, hd)
                         let pr = p + t * used, dpr = dp + t * used
-                        for j in 0..<visible {
-                            let prob = expf(pr[j] - lse)
-                            pr[j] = prob
-                            dpr[j] = prob * (dpr[j] - D) * scale  // dS, scaled for the products below
-                        }
+                        _ = ps_exp_shifted(pr, Int32(visible), lse)
+                        for j in 0..<visible { dpr[j] = pr[j] * (dpr[j] - D) * scale }  // dS, scaled for the products below
                         if visible < used {
                             (pr + visible).update(repeating: 0, count: used - visible)
                             (dpr + visible).update(repeating: 0, count: used - visible)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Softmax cross-entropy of next-token prediction, fused with its gradient.
@@ -13,12 +14,12 @@ enum CrossEntropyOps {
                 let l = logits + i * vocab
                 var maxLogit = -Float.infinity
                 for v in 0..<vocab { maxLogit = max(maxLogit, l[v]) }
-                var total: Float = 0
-                for v in 0..<vocab { total += expf(l[v] - maxLogit) }
                 let target = Int(targets[i])
-                losses[i] = maxLogit + logf(total) - l[target]
-                let inverse = 1 / total
-                for v in 0..<vocab { l[v] = gradScale * expf(l[v] - maxLogit) * inverse }
+                let targetLogit = l[target]
+                let total = ps_exp_shifted(l, Int32(vocab), maxLogit)
+                losses[i] = maxLogit + logf(total) - targetLogit
+                let factor = gradScale / total
+                for v in 0..<vocab { l[v] *= factor }
                 l[target] -= gradScale
             }
         }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// SiLU and the SwiGLU product of the MLP.
@@ -10,8 +11,17 @@ enum ElementwiseOps {
         }
     }
 
-    /// out[r, i] = silu(gateUp[r, i]) * gateUp[r, dim + i]
+    /// out[r, i] = silu(gateUp[r, i]) * gateUp[r, dim + i]  (vectorised kernel in CKernels)
     static func swiglu(
+        gateUp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, dim: Int
+    ) {
+        parallelFor(rows, minimumPerChunk: max(1, 16384 / dim)) { range in
+            ps_swiglu_forward(gateUp + range.lowerBound * 2 * dim, out + range.lowerBound * dim, range.count, Int32(dim))
+        }
+    }
+
+    /// The plain twin of `swiglu`.
+    static func swigluPlain(
         gateUp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, dim: Int
     ) {
         parallelFor(rows, minimumPerChunk: max(1, 16384 / dim)) { range in
@@ -37,8 +47,19 @@ extension ElementwiseOps {
         }
     }
 
-    /// Gradients of out = silu(g) * u into dGateUp = [dg | du] per row.
+    /// Gradients of out = silu(g) * u into dGateUp = [dg | du] per row (vectorised kernel).
     static func swigluBackward(
+        dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>, dGateUp: UnsafeMutablePointer<Float>,
+        rows: Int, dim: Int
+    ) {
+        parallelFor(rows, minimumPerChunk: max(1, 16384 / dim)) { range in
+            let lo = range.lowerBound
+            ps_swiglu_backward(dOut + lo * dim, gateUp + lo * 2 * dim, dGateUp + lo * 2 * dim, range.count, Int32(dim))
+        }
+    }
+
+    /// The plain twin of `swigluBackward`.
+    static func swigluBackwardPlain(
         dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>, dGateUp: UnsafeMutablePointer<Float>,
         rows: Int, dim: Int
     ) {
@@ -46,8 +67,9 @@ extension ElementwiseOps {
             for r in range {
                 let g = gateUp + r * 2 * dim, d = dGateUp + r * 2 * dim, dy = dOut + r * dim
                 for i in 0..<dim {
-                    d[i] = dy[i] * g[dim + i] * siluGrad(g[i])
-                    d[dim + i] = dy[i] * silu(g[i])
+                    let sigmoid = 1 / (1 + expf(-g[i]))  // one exp for both gradients
+                    d[i] = dy[i] * g[dim + i] * sigmoid * (1 + g[i] * (1 - sigmoid))
+                    d[dim + i] = dy[i] * g[i] * sigmoid
                 }
             }
         }
