@@ -28,13 +28,15 @@ let package = Package(
             name: "ParScale", dependencies: ["COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "ParScaleVulkan", dependencies: ["CVulkan", "ParScale"]),
+        .target(name: "ParScaleTrain", dependencies: ["ParScale"]),
         .executableTarget(
             name: "parscale",
             dependencies: [
-                "ParScale", "ParScaleVulkan",
+                "ParScale", "ParScaleVulkan", "ParScaleTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan"]),
+        .testTarget(name: "ParScaleTrainTests", dependencies: ["ParScaleTrain", "ParScale"]),
         .testTarget(name: "CLITests", dependencies: ["parscale"]),
     ]
 )

@@ -5,7 +5,7 @@ import ParScale
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print measured figures (release builds only give meaningful numbers).",
-        subcommands: [BenchDecode.self, BenchMatmul.self])
+        subcommands: [BenchDecode.self, BenchMatmul.self, BenchTrain.self])
 }
 
 struct BenchDecode: ParsableCommand {

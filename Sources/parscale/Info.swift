@@ -20,12 +20,12 @@ struct Info: ParsableCommand {
         let layout = ParameterLayout(config)
         var host = [Float](repeating: 0, count: layout.totalCount)
         try host.withUnsafeMutableBufferPointer {
-            try Checkpoint.readParameters(Checkpoint.weightsPath(options.model), layout: layout, into: $0)
+            try Checkpoint.readParameters(Checkpoint.weightsPath(Checkpoint.resolve(options.model)), layout: layout, into: $0)
         }
         let counts = layout.counts
         let kvPerToken = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.headDim * 4
         let prefixBytes = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.prefixTokens * config.headDim * 4
-        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: Checkpoint.weightsPath(options.model))[.size] as? Int) ?? 0
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: Checkpoint.weightsPath(Checkpoint.resolve(options.model)))[.size] as? Int) ?? 0
         if json {
             printJSON([
                 "model": options.model, "config": try JSONSerialization.jsonObject(with: config.jsonData()),

@@ -154,4 +154,28 @@ final class CLITests: XCTestCase {
         let values = bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
         return (entry["shape"] as! [Int], values)
     }
+
+    func testPretrainThenEvalAndResumeThroughTheCLI() throws {
+        let run = temporary().appendingPathComponent("run").path
+        let args = ["pretrain", "--out", run, "--size", "tiny", "--P", "2", "--prefix-tokens", "4", "--steps", "4",
+                    "--seq", "32", "--batch", "2", "--eval-windows", "2", "--task-examples", "2", "--stop-after", "2"]
+        let first = try parscale(args)
+        XCTAssertEqual(first.status, 0, first.err)
+        XCTAssertTrue(first.err.contains("continue with --resume"), first.err)
+        let again = try parscale(args)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.err.contains("--resume"), again.err)
+        let resumed = try parscale(["pretrain", "--out", run, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.err.contains("step 4/4"), resumed.err)
+        let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertEqual(metrics.split(separator: "\n").filter { $0.contains("\"loss\"") }.count, 4)
+        let eval = try json(try parscale(["eval", "--model", run, "--windows", "2", "--seq", "32", "--task-examples", "3", "--json"]).out)
+        XCTAssertNotNil(eval["val_loss"] as? Double)
+        XCTAssertNotNil(eval["bits_per_byte"] as? Double)
+        XCTAssertNotNil(eval["task_accuracy"] as? Double)
+        let bad = try parscale(["pretrain", "--out", temporary().path, "--data", "/nonexistent/corpus", "--steps", "1"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("/nonexistent/corpus"), bad.err)
+    }
 }

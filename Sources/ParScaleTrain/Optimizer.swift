@@ -1,0 +1,98 @@
+import Foundation
+import ParScale
+
+/// AdamW hyper-parameters and the learning-rate schedule (linear warm-up, then cosine decay to
+/// `minLRFraction` of the peak), as in the science probes and most small-LM recipes.
+public struct OptimizerOptions: Codable, Equatable, Sendable {
+    public var learningRate = 3e-3
+    public var minLRFraction = 0.1
+    public var warmupSteps = 0  // 0: 5% of the run
+    public var beta1 = 0.9
+    public var beta2 = 0.95
+    public var epsilon = 1e-8
+    public var weightDecay = 0.1
+    public var clipNorm = 1.0  // 0: no clipping
+    /// Learning-rate multiplier of the ParScale parameters (prefixes, aggregation head).
+    public var parscaleLRScale = 1.0
+    public init() {}
+
+    public func warmup(totalSteps: Int) -> Int { warmupSteps > 0 ? warmupSteps : max(1, totalSteps / 20) }
+
+    /// Learning rate of 1-based `step` out of `totalSteps`.
+    public func learningRate(step: Int, totalSteps: Int) -> Double {
+        let warm = warmup(totalSteps: totalSteps)
+        if step <= warm { return learningRate * Double(step) / Double(warm) }
+        let progress = Double(step - warm) / Double(max(1, totalSteps - warm))
+        let cosine = 0.5 * (1 + cos(Double.pi * min(1, progress)))
+        return learningRate * (minLRFraction + (1 - minLRFraction) * cosine)
+    }
+}
+
+/// A run of parameters that share AdamW settings.
+public struct ParameterGroup: Equatable, Sendable {
+    public let offset: Int
+    public let count: Int
+    public let decay: Bool
+    public let lrScale: Double
+
+    /// Weight decay on weight matrices (linear layers, embedding, aggregator), none on norms and
+    /// biases (as usual), and none on the prefixes: they are each stream's only identity, and
+    /// decay would pull every stream's prefix towards the same zero, making the streams alike.
+    public static func groups(_ layout: ParameterLayout, parscaleLRScale: Double) -> [ParameterGroup] {
+        var groups: [ParameterGroup] = []
+        for e in layout.entries {
+            let isPrefix = e.name.hasSuffix("prefix_k") || e.name.hasSuffix("prefix_v")
+            let decay = e.shape.count == 2 && !isPrefix
+            let scale = ParameterLayout.isParScaleOnly(e.name) ? parscaleLRScale : 1
+            if let last = groups.last, last.decay == decay, last.lrScale == scale, last.offset + last.count == e.offset {
+                groups[groups.count - 1] = ParameterGroup(offset: last.offset, count: last.count + e.count, decay: decay, lrScale: scale)
+            } else {
+                groups.append(ParameterGroup(offset: e.offset, count: e.count, decay: decay, lrScale: scale))
+            }
+        }
+        return groups
+    }
+}
+
+/// AdamW over the model's flat parameter buffer: moments in the same layout, one op per group.
+public final class AdamW {
+    public let options: OptimizerOptions
+    public let groups: [ParameterGroup]
+    public let m: Tensor
+    public let v: Tensor
+    public private(set) var step = 0
+
+    public init(model: ParScaleModel, options: OptimizerOptions) {
+        self.options = options
+        groups = ParameterGroup.groups(model.layout, parscaleLRScale: options.parscaleLRScale)
+        m = model.backend.allocate(model.parameters.count)
+        v = model.backend.allocate(model.parameters.count)
+    }
+
+    /// Global gradient norm, then one AdamW step at `learningRate` with clipping to `clipNorm`.
+    /// Returns the norm before clipping; a non-finite norm leaves everything untouched.
+    @discardableResult
+    public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double) -> Double {
+        let norm = model.backend.sumOfSquares(gradients).squareRoot()
+        guard norm.isFinite else { return norm }
+        let clip = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1
+        step += 1
+        for g in groups {
+            let settings = AdamWSettings(
+                learningRate: Float(learningRate * g.lrScale), beta1: Float(options.beta1), beta2: Float(options.beta2),
+                epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step,
+                gradScale: Float(clip))
+            model.backend.adamw(
+                params: model.parameters.slice(g.offset, g.count), grads: gradients.slice(g.offset, g.count),
+                m: m.slice(g.offset, g.count), v: v.slice(g.offset, g.count), settings: settings)
+        }
+        return norm
+    }
+
+    /// Restores the moments and step count of a checkpoint.
+    public func restore(m mValues: [Float], v vValues: [Float], step: Int, backend: Backend) {
+        mValues.withUnsafeBufferPointer { backend.upload($0, to: m) }
+        vValues.withUnsafeBufferPointer { backend.upload($0, to: v) }
+        self.step = step
+    }
+}

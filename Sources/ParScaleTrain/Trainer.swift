@@ -1,0 +1,321 @@
+import Foundation
+import ParScale
+
+/// Where the training text comes from, as saved in a run's state.
+public struct DataSpec: Codable, Equatable, Sendable {
+    public var kind: String  // "synthetic" or "text"
+    public var path: String?
+    public var seed: UInt64
+    public static func synthetic(seed: UInt64) -> DataSpec { DataSpec(kind: "synthetic", path: nil, seed: seed) }
+    public static func text(_ path: String, seed: UInt64) -> DataSpec { DataSpec(kind: "text", path: path, seed: seed) }
+    public var source: DataSource {
+        kind == "text" ? .text(path: path ?? "") : .synthetic(seed: seed)
+    }
+    public var description: String { kind == "text" ? "text \(path ?? "")" : "synthetic tasks (seed \(seed))" }
+}
+
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    public var batch = 8
+    public var sequence = 128
+    public var steps = 1000
+    public var accumulate = 1
+    public var evalEvery = 100
+    public var checkpointEvery = 100
+    public var evalWindows = 32
+    public var taskExamples = 50
+    public var seed: UInt64 = 0
+    public var data = DataSpec.synthetic(seed: 0)
+    public var optimizer = OptimizerOptions()
+    public init() {}
+    public var tokensPerStep: Int { batch * sequence * accumulate }
+}
+
+/// Everything needed to continue a run exactly: saved with each checkpoint.
+public struct TrainerState: Codable, Sendable {
+    public var format = 1
+    public var step = 0
+    public var tokens = 0
+    public var elapsedSeconds = 0.0
+    public var options: TrainingOptions
+    public var stream: StreamPosition?
+    public var lastValidationLoss: Double?
+    public var recipe: [String: String] = [:]
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Results of an evaluation.
+public struct Evaluation: Sendable {
+    public var validationLoss: Double
+    public var bitsPerByte: Double { validationLoss / log(2) }
+    public var taskAccuracy: Double?
+    public var json: [String: Any] {
+        ["val_loss": validationLoss, "bits_per_byte": bitsPerByte, "task_accuracy": taskAccuracy as Any? ?? NSNull()]
+    }
+}
+
+public enum Evaluator {
+    /// Mean loss on the fixed validation windows, and for the synthetic corpus the exact-match
+    /// accuracy of greedy answers to held-out task prompts.
+    public static func evaluate(
+        model: ParScaleModel, data: DataSpec, corpus: TextCorpus?, windows: Int, sequence: Int, taskExamples: Int
+    ) throws -> Evaluation {
+        let set = try validationWindows(source: data.source, corpus: corpus, count: windows, sequence: sequence)
+        var total = 0.0
+        let chunk = 8
+        for start in stride(from: 0, to: set.count, by: chunk) {
+            let part = Array(set[start..<min(set.count, start + chunk)])
+            let inputs = part.flatMap { $0.dropLast() }, targets = part.flatMap { $0.dropFirst() }
+            total += try model.loss(inputs: inputs, targets: targets, batch: part.count, sequence: sequence) * Double(part.count)
+        }
+        var accuracy: Double?
+        if data.kind == "synthetic" && taskExamples > 0 {
+            accuracy = try taskAccuracy(model: model, examples: heldOutTasks(seed: data.seed, count: taskExamples))
+        }
+        return Evaluation(validationLoss: total / Double(set.count), taskAccuracy: accuracy)
+    }
+
+    /// Greedy decoding of each prompt until a newline; exact match of the answer.
+    public static func taskAccuracy(model: ParScaleModel, examples: [TaskExample]) throws -> Double {
+        var correct = 0
+        for example in examples {
+            let prompt = ByteTokenizer.encode(example.prompt)
+            let limit = example.answer.utf8.count + 8
+            let cache = model.makeCache(batch: 1, capacity: prompt.count + limit)
+            var logits = try model.forward(tokens: [prompt], cache: cache, logits: .last)
+            var answer: [Int32] = []
+            for _ in 0..<limit {
+                let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                if next == 10 { break }
+                answer.append(next)
+                if cache.length >= cache.capacity { break }
+                logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
+            }
+            if ByteTokenizer.decode(answer) == example.answer { correct += 1 }
+        }
+        return Double(correct) / Double(max(1, examples.count))
+    }
+}
+
+/// Pretraining (and, later, post-training) loop over a run folder:
+///   DIR/checkpoint/   config.json + model.safetensors (official layout), optimizer.safetensors,
+///                     trainer_state.json; replaced as a whole (written beside, then renamed)
+///   DIR/metrics.jsonl one JSON object per logged step and per evaluation
+public final class Trainer {
+    public let runDirectory: String
+    public let model: ParScaleModel
+    public private(set) var state: TrainerState
+    let optimizer: AdamW
+    let stream: TokenStream
+    let corpus: TextCorpus?
+    let gradients: Tensor
+    let validation: TrainingOptions
+
+    public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
+    static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
+    var metricsPath: String { (runDirectory as NSString).appendingPathComponent("metrics.jsonl") }
+
+    init(runDirectory: String, model: ParScaleModel, state: TrainerState) throws {
+        let o = state.options
+        guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
+            throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
+        }
+        self.runDirectory = runDirectory
+        self.model = model
+        self.state = state
+        validation = o
+        corpus = o.data.kind == "text" ? try TextCorpus(path: o.data.path ?? "") : nil
+        stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
+        optimizer = AdamW(model: model, options: o.optimizer)
+        gradients = model.backend.allocate(model.parameters.count)
+    }
+
+    /// A new run in `runDirectory` (which must not hold one already).
+    public static func start(
+        runDirectory: String, model: ParScaleModel, options: TrainingOptions, recipe: [String: String] = [:]
+    ) throws -> Trainer {
+        if FileManager.default.fileExists(atPath: checkpointDirectory(runDirectory)) {
+            throw TrainingError("\(runDirectory) already holds a run: pass --resume to continue it, or choose another --out")
+        }
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
+        return try Trainer(runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe))
+    }
+
+    /// Continues the run saved in `runDirectory` exactly where its last checkpoint left it.
+    public static func resume(runDirectory: String, backend: Backend) throws -> Trainer {
+        let dir = checkpointDirectory(runDirectory)
+        recoverInterruptedSave(runDirectory)
+        let statePath = (dir as NSString).appendingPathComponent("trainer_state.json")
+        guard let data = FileManager.default.contents(atPath: statePath) else {
+            throw TrainingError("\(runDirectory): no checkpoint to resume (expected \(statePath))")
+        }
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw TrainingError("\(statePath): unreadable trainer state (\(error))")
+        }
+        let model = try Checkpoint.load(dir, backend: backend)
+        let trainer = try Trainer(runDirectory: runDirectory, model: model, state: state)
+        let optimizerPath = (dir as NSString).appendingPathComponent("optimizer.safetensors")
+        let file = try SafeTensorsFile(contentsOf: optimizerPath)
+        guard file.metadata["step"] == String(state.step) else {
+            throw TrainingError("\(optimizerPath): its step \(file.metadata["step"] ?? "?") does not match trainer_state.json's \(state.step)")
+        }
+        let count = model.parameters.count
+        let m = try file.floats("m"), v = try file.floats("v")
+        guard m.count == count, v.count == count else {
+            throw TrainingError("\(optimizerPath): moments have \(m.count) values, the model \(count)")
+        }
+        trainer.optimizer.restore(m: m, v: v, step: state.step, backend: backend)
+        trainer.truncateMetrics(after: state.step)
+        return trainer
+    }
+
+    /// A save killed between its two renames leaves only checkpoint.previous: put it back.
+    static func recoverInterruptedSave(_ run: String) {
+        let dir = checkpointDirectory(run), previous = dir + ".previous"
+        if !FileManager.default.fileExists(atPath: dir) && FileManager.default.fileExists(atPath: previous) {
+            try? FileManager.default.moveItem(atPath: previous, toPath: dir)
+        }
+    }
+
+    /// Trains until `options.steps` (or `stopAfter` more steps), checkpointing and evaluating on
+    /// schedule. Returns the last evaluation.
+    @discardableResult
+    public func run(stopAfter: Int? = nil, log: (String) -> Void = { _ in }) throws -> Evaluation? {
+        let o = state.options, total = o.steps
+        var lastEvaluation: Evaluation?
+        var stepsThisRun = 0
+        let runStart = Date()
+        let elapsedBefore = state.elapsedSeconds
+        var windowStart = Date(), windowTokens = 0
+        while state.step < total {
+            if let stopAfter, stepsThisRun >= stopAfter { break }
+            model.backend.fill(gradients, value: 0)
+            var loss = 0.0
+            for _ in 0..<o.accumulate {
+                let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)
+                loss += try model.accumulateGradients(
+                    inputs: inputs, targets: targets, batch: o.batch, sequence: o.sequence, gradients: gradients,
+                    gradScale: 1 / Float(o.accumulate)) / Double(o.accumulate)
+            }
+            let lr = o.optimizer.learningRate(step: state.step + 1, totalSteps: total)
+            let norm = loss.isFinite ? optimizer.update(model: model, gradients: gradients, learningRate: lr) : .nan
+            guard loss.isFinite, norm.isFinite else {
+                throw TrainingError(
+                    "step \(state.step + 1): non-finite \(loss.isFinite ? "gradient norm" : "loss") (loss \(loss), gradient norm \(norm)); stopped. "
+                        + "The last good checkpoint (step \(lastCheckpointStep)) is in \(checkpointDirectory); "
+                        + "try a lower --lr or stronger clipping, then --resume.")
+            }
+            state.step += 1
+            state.tokens += o.tokensPerStep
+            stepsThisRun += 1
+            windowTokens += o.tokensPerStep
+            state.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(runStart)
+            let windowSeconds = Date().timeIntervalSince(windowStart)
+            let rate = Double(windowTokens) / max(windowSeconds, 1e-9)
+            appendMetrics([
+                "step": state.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": state.tokens,
+                "tokens_per_s": rate, "elapsed_s": state.elapsedSeconds,
+            ])
+            if state.step % 10 == 0 || state.step == total || state.step == 1 {
+                let eta = Double(total - state.step) * Double(o.tokensPerStep) / max(rate, 1e-9)
+                log(String(
+                    format: "step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
+                    state.step, total, loss, lr, norm, rate, formatDuration(eta)))
+                windowStart = Date()
+                windowTokens = 0
+            }
+            if state.step % o.evalEvery == 0 || state.step == total {
+                let e = try evaluate()
+                lastEvaluation = e
+                state.lastValidationLoss = e.validationLoss
+                var record = e.json
+                record["step"] = state.step
+                record["tokens"] = state.tokens
+                appendMetrics(record)
+                log(String(
+                    format: "eval step %d | val loss %.4f | %.4f bits/byte%@", state.step, e.validationLoss, e.bitsPerByte,
+                    e.taskAccuracy.map { String(format: " | task accuracy %.1f%%", 100 * $0) } ?? ""))
+            }
+            if state.step % o.checkpointEvery == 0 || state.step == total { try saveCheckpoint() }
+        }
+        if state.step != lastCheckpointStep { try saveCheckpoint() }
+        return lastEvaluation
+    }
+
+    public func evaluate() throws -> Evaluation {
+        let o = state.options
+        return try Evaluator.evaluate(
+            model: model, data: o.data, corpus: corpus, windows: o.evalWindows, sequence: o.sequence,
+            taskExamples: o.taskExamples)
+    }
+
+    private var lastCheckpointStep = -1
+
+    /// Writes the whole checkpoint beside the current one, then swaps them by renames, so a
+    /// killed process always leaves one complete checkpoint.
+    public func saveCheckpoint() throws {
+        state.stream = stream.position
+        let dir = checkpointDirectory, partial = dir + ".partial", previous = dir + ".previous"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: partial)
+        try Checkpoint.save(model, to: partial)
+        var m = [Float](repeating: 0, count: model.parameters.count), v = m
+        m.withUnsafeMutableBufferPointer { model.backend.download(optimizer.m, into: $0) }
+        v.withUnsafeMutableBufferPointer { model.backend.download(optimizer.v, into: $0) }
+        try m.withUnsafeBufferPointer { mp in
+            try v.withUnsafeBufferPointer { vp in
+                try SafeTensorsWriter.write(
+                    [.init(name: "m", dtype: .F32, shape: [mp.count], payload: .floats(mp)),
+                     .init(name: "v", dtype: .F32, shape: [vp.count], payload: .floats(vp))],
+                    metadata: ["step": String(state.step)], to: (partial as NSString).appendingPathComponent("optimizer.safetensors"))
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(encoder.encode(state), to: (partial as NSString).appendingPathComponent("trainer_state.json"))
+        try? fm.removeItem(atPath: previous)
+        if fm.fileExists(atPath: dir) { try fm.moveItem(atPath: dir, toPath: previous) }
+        try fm.moveItem(atPath: partial, toPath: dir)
+        try? fm.removeItem(atPath: previous)
+        lastCheckpointStep = state.step
+    }
+
+    private func appendMetrics(_ record: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        if !FileManager.default.fileExists(atPath: metricsPath) {
+            FileManager.default.createFile(atPath: metricsPath, contents: nil)
+        }
+        if let handle = FileHandle(forWritingAtPath: metricsPath) {
+            handle.seekToEndOfFile()
+            handle.write(data + Data("\n".utf8))
+            try? handle.close()
+        }
+    }
+
+    /// Drops metrics logged after the checkpoint being resumed (they will be logged again).
+    private func truncateMetrics(after step: Int) {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return }
+        let kept = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let s = object["step"] as? Int
+            else { return false }
+            return s <= step
+        }
+        try? atomicWrite(Data(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+        lastCheckpointStep = step
+    }
+}
+
+public func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" }
+    if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+    return "\(s)s"
+}

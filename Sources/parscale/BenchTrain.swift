@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import ParScale
+import ParScaleTrain
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training tokens/s and MFU for P = 1, 2, 4, 8 on two fixed configs.",
+        discussion: """
+            A: hidden 128, 4 layers, 4/2 heads, intermediate 352, vocab 256, seq 128, batch 8. \
+            B: hidden 256, 6 layers, 8/4 heads, intermediate 688, vocab 256, seq 256, batch 8. \
+            48 prefix tokens. tokens/s = input tokens per optimizer step (B*S, not P*B*S) over the time of \
+            forward + backward + AdamW. MFU = model FLOPs per second / sgemm GFLOP/s measured in this run \
+            (1024^3). Model FLOPs = 3 x forward FLOPs (forward + backward), where forward counts every matrix \
+            product: projections and MLP on P*B*S rows, attention scores and values over the T prefix slots \
+            plus the causal real tokens (S*T + S(S+1)/2 per sequence and head), the aggregation head and \
+            the output head. Nothing is counted for padding: none is computed.
+            """)
+
+    @Option(help: "Configs to run: A, B or A,B.") var configs: String = "A,B"
+    @Option(name: .customLong("P"), help: "Stream counts.") var streams: String = "1,2,4,8"
+    @Option(help: "Timed steps per row (after one warm-up step).") var steps: Int = 5
+    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
+    @Flag(help: "Print one JSON object.") var json = false
+
+    struct Shape { let name: String; let hidden, layers, heads, kvHeads, intermediate, seq, batch: Int }
+    static let shapes = [
+        Shape(name: "A", hidden: 128, layers: 4, heads: 4, kvHeads: 2, intermediate: 352, seq: 128, batch: 8),
+        Shape(name: "B", hidden: 256, layers: 6, heads: 8, kvHeads: 4, intermediate: 688, seq: 256, batch: 8),
+    ]
+
+    /// Forward FLOPs of one step (see the discussion above).
+    static func forwardFLOPs(_ c: ModelConfig, batch B: Int, seq S: Int) -> Double {
+        let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, hd = c.headDim, NH = c.numAttentionHeads
+        let rows = Double(P * B * S), n = Double(B * S)
+        let qkv = (NH + 2 * c.numKeyValueHeads) * hd
+        let perLayer = 2 * rows * Double(H * qkv + NH * hd * H + H * 2 * I + I * H)
+        let T = c.prefixTokens
+        let attention = 4 * Double(hd * NH * P * B) * Double(S * T + S * (S + 1) / 2)
+        let aggregation = P > 1 ? 2 * n * Double(P * H * H + H * P) : 0
+        let head = 2 * n * Double(H * c.vocabSize)
+        return Double(c.numHiddenLayers) * (perLayer + attention) + aggregation + head
+    }
+
+    func run() throws {
+        let names = configs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+        let chosen = Self.shapes.filter { names.contains($0.name) }
+        guard !chosen.isEmpty else { throw ValidationError("--configs must name A and/or B, got '\(configs)'") }
+        let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
+        let peak = CPUBackend.measureSgemmGFLOPs()
+        if !json {
+            print(String(format: "bench train: %@, sgemm 1024^3 %.1f GFLOP/s, T = %d, %d timed steps", CPUBackend().name, peak, prefixTokens, steps))
+            print("config  P   tokens/s   ms/step   GFLOP/s   MFU")
+        }
+        var rows: [[String: Any]] = []
+        for shape in chosen {
+            for P in pList {
+                let config = ModelConfig(
+                    vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate, numHiddenLayers: shape.layers,
+                    numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads, tieWordEmbeddings: true, parscaleN: P,
+                    parscaleNTokens: prefixTokens)
+                let model = try makeInitialisedModel(config, InitOptions(seed: 1))
+                let adam = AdamW(model: model, options: OptimizerOptions())
+                let grads = model.backend.allocate(model.parameters.count)
+                var rng = SeededGenerator(seed: 3)
+                let count = shape.batch * shape.seq
+                let inputs = (0..<count).map { _ in Int32(rng.next() % 256) }, targets = (0..<count).map { _ in Int32(rng.next() % 256) }
+                var times: [Double] = []
+                for i in 0...steps {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    model.backend.fill(grads, value: 0)
+                    _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
+                    adam.update(model: model, gradients: grads, learningRate: 1e-3)
+                    if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+                let t = median(times)
+                let flops = 3 * Self.forwardFLOPs(config, batch: shape.batch, seq: shape.seq) / t / 1e9
+                let rate = Double(count) / t
+                rows.append(["config": shape.name, "P": P, "tokens_per_s": rate, "ms_per_step": t * 1000, "gflops": flops, "mfu": flops / peak])
+                if !json {
+                    print(String(format: "%-6@ %2d %10.0f %9.1f %9.1f %5.1f%%", shape.name, P, rate, t * 1000, flops, 100 * flops / peak))
+                }
+            }
+        }
+        if json { printJSON(["backend": CPUBackend().name, "sgemm_gflops": peak, "prefix_tokens": prefixTokens, "rows": rows]) }
+    }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import ParScale
+import ParScaleTrain
+
+/// Named model and batch sizes, so nobody has to pick every number.
+enum SizePreset: String, ExpressibleByArgument, CaseIterable {
+    case tiny, xs, s, m
+    /// hidden, layers, heads, kv heads, intermediate, sequence, batch
+    var shape: (hidden: Int, layers: Int, heads: Int, kvHeads: Int, intermediate: Int, sequence: Int, batch: Int) {
+        switch self {
+        case .tiny: return (64, 2, 4, 2, 176, 64, 8)
+        case .xs: return (128, 4, 4, 2, 352, 128, 8)
+        case .s: return (256, 6, 8, 4, 688, 256, 8)
+        case .m: return (512, 8, 8, 4, 1376, 256, 16)
+        }
+    }
+}
+
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pretrain a model from scratch at any size and P, on the CPU.",
+        discussion: """
+            Data: the built-in synthetic reasoning corpus (arithmetic with worked steps, program traces, \
+            brackets, sorting, lookup; endless, seeded, with a disjoint held-out split), or --data FILE|FOLDER \
+            of UTF-8 text (byte level; split into train and validation deterministically).
+            The run folder holds checkpoint/ (official layout + optimizer and trainer state, replaced \
+            atomically) and metrics.jsonl; `--model DIR` of other commands accepts the run folder. \
+            --resume continues a stopped run exactly (bit for bit at the same thread count).
+            Optimizer: AdamW (betas 0.9/0.95), linear warm-up then cosine decay to 10%, gradient clipping; \
+            weight decay on weight matrices only (not norms, biases or prefixes).
+            """)
+
+    @Option(help: "Run folder.") var out: String
+    @Flag(help: "Continue the run in --out from its last checkpoint (other options are taken from it).") var resume = false
+    @Option(help: "Size preset: \(SizePreset.allCases.map(\.rawValue).joined(separator: ", ")) (explicit flags override it).") var size: SizePreset = .xs
+    @Option(help: "Hidden size.") var hidden: Int?
+    @Option(help: "Layers.") var layers: Int?
+    @Option(help: "Attention heads.") var heads: Int?
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads.") var kvHeads: Int?
+    @Option(help: "MLP intermediate size.") var intermediate: Int?
+    @Option(name: .customLong("P"), help: "Parallel streams P.") var streams: Int = 1
+    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 48
+    @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
+    @Flag(help: "Untie the output head from the embedding (tied by default).") var untied = false
+    @Option(name: .customLong("prefix-std"), help: "Standard deviation of the initial prefixes.") var prefixStd: Double = InitOptions().prefixStd
+    @Option(help: "Tokens per sequence.") var seq: Int?
+    @Option(help: "Sequences per micro-batch.") var batch: Int?
+    @Option(help: "Micro-batches accumulated per optimizer step.") var accumulate: Int = 1
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Training tokens (sets --steps from the tokens per step).") var tokens: Int?
+    @Option(help: "Peak learning rate.") var lr: Double = 3e-3
+    @Option(help: "Warm-up steps (default 5% of the run).") var warmup: Int?
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weight matrices.") var weightDecay: Double = 0.1
+    @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
+    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator.") var parscaleLRScale: Double = 1
+    @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
+    @Option(help: "UTF-8 text file or folder to train on (default: the built-in synthetic corpus).") var data: String?
+    @Option(name: .customLong("eval-every"), help: "Evaluate every K steps.") var evalEvery: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps.") var checkpointEvery: Int?
+    @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
+    @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
+    @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
+
+    func validate() throws {
+        if steps != nil && tokens != nil { throw ValidationError("give --steps or --tokens, not both") }
+        for (name, value) in [("--P", streams), ("--accumulate", accumulate)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(value)")
+        }
+        if !(lr > 0) { throw ValidationError("--lr must be positive") }
+    }
+
+    func run() throws {
+        let trainer: Trainer
+        if resume {
+            trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
+            standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
+        } else {
+            let preset = size.shape
+            let shape = ShapeOptionsValues(
+                hidden: hidden ?? preset.hidden, layers: layers ?? preset.layers, heads: heads ?? preset.heads,
+                kvHeads: kvHeads ?? preset.kvHeads, intermediate: intermediate ?? preset.intermediate)
+            let config = ModelConfig(
+                vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate,
+                numHiddenLayers: shape.layers, numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads,
+                tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: prefixTokens, parscaleAttnSmooth: smoothing,
+                maxPositionEmbeddings: max(2048, seq ?? preset.sequence))
+            do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
+            var options = TrainingOptions()
+            options.sequence = seq ?? preset.sequence
+            options.batch = batch ?? preset.batch
+            options.accumulate = accumulate
+            if let tokens {
+                options.steps = max(1, tokens / options.tokensPerStep)
+            } else {
+                options.steps = steps ?? 1000
+            }
+            options.evalEvery = evalEvery ?? max(1, options.steps / 10)
+            options.checkpointEvery = checkpointEvery ?? options.evalEvery
+            options.evalWindows = evalWindows
+            options.taskExamples = taskExamples
+            options.seed = seed
+            options.data = data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed)
+            options.optimizer.learningRate = lr
+            options.optimizer.warmupSteps = warmup ?? 0
+            options.optimizer.weightDecay = weightDecay
+            options.optimizer.clipNorm = clip
+            options.optimizer.parscaleLRScale = parscaleLRScale
+            let model = try makeInitialisedModel(config, InitOptions(seed: seed, prefixStd: prefixStd))
+            trainer = try Trainer.start(
+                runDirectory: out, model: model, options: options,
+                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(parscaleLRScale)])
+            let counts = model.layout.counts
+            standardError(
+                "pretraining \(out): P = \(streams), hidden \(shape.hidden), \(shape.layers) layers, \(counts.nonEmbedding) non-embedding parameters; "
+                    + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(CPUBackend().name)")
+        }
+        let evaluation = try trainer.run(stopAfter: stopAfter) { progressLine($0) }
+        if trainer.state.step < trainer.state.options.steps {
+            standardError("stopped at step \(trainer.state.step) with a checkpoint in \(trainer.checkpointDirectory); continue with --resume")
+        } else if let evaluation {
+            standardError(String(
+                format: "done: step %d, val loss %.4f (%.4f bits/byte)%@; model in %@", trainer.state.step,
+                evaluation.validationLoss, evaluation.bitsPerByte,
+                evaluation.taskAccuracy.map { String(format: ", task accuracy %.1f%%", 100 * $0) } ?? "", trainer.checkpointDirectory))
+        }
+    }
+}
+
+struct ShapeOptionsValues { let hidden, layers, heads, kvHeads, intermediate: Int }
+
+/// A randomly initialised model on the CPU backend.
+func makeInitialisedModel(_ config: ModelConfig, _ options: InitOptions) throws -> ParScaleModel {
+    let layout = ParameterLayout(config)
+    let backend = CPUBackend()
+    var host = [Float](repeating: 0, count: layout.totalCount)
+    host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: options) }
+    let parameters = backend.allocate(layout.totalCount)
+    host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+    return ParScaleModel(config: config, backend: backend, parameters: parameters)
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validation loss, bits per byte and task accuracy of a checkpoint.",
+        discussion: """
+            Without --data: the built-in synthetic corpus's held-out split (loss on fixed validation windows, \
+            and exact-match accuracy of greedy answers to held-out task prompts). With --data: the validation \
+            split of that text (task accuracy is then null).
+            """)
+
+    @OptionGroup var options: ModelOptions
+    @Option(help: "UTF-8 text file or folder (default: the built-in synthetic corpus).") var data: String?
+    @Option(help: "Seed of the synthetic corpus.") var seed: UInt64 = 0
+    @Option(help: "Tokens per validation window.") var seq: Int = 128
+    @Option(help: "Validation windows.") var windows: Int = 64
+    @Option(name: .customLong("task-examples"), help: "Held-out task prompts.") var taskExamples: Int = 100
+    @Flag(help: "Print one JSON object with val_loss, bits_per_byte, task_accuracy.") var json = false
+
+    func run() throws {
+        let model = try options.load()
+        let spec = data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed)
+        let corpus = try data.map { try TextCorpus(path: $0) }
+        let e = try Evaluator.evaluate(model: model, data: spec, corpus: corpus, windows: windows, sequence: seq, taskExamples: taskExamples)
+        if json {
+            printJSON(e.json)
+        } else {
+            print(String(format: "val loss %.4f | %.4f bits/byte", e.validationLoss, e.bitsPerByte)
+                + (e.taskAccuracy.map { String(format: " | task accuracy %.1f%% (%d prompts)", 100 * $0, taskExamples) } ?? ""))
+        }
+    }
+}
+
+/// Progress lines ("step ...") overwrite each other on a terminal; anything else, or output to
+/// a file, gets a line of its own.
+func progressLine(_ text: String) {
+    let terminal = isatty(STDERR_FILENO) != 0
+    if terminal && text.hasPrefix("step ") {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    } else {
+        standardError((terminal ? "\r\u{1B}[K" : "") + text)
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import XCTest
+
+@testable import ParScale
+@testable import ParScaleTrain
+
+final class TrainingTests: XCTestCase {
+    func temporary() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-train-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.path
+    }
+
+    func tinyModel(P: Int, seed: UInt64 = 1) -> ParScaleModel {
+        let config = ModelConfig(
+            vocabSize: 256, hiddenSize: 32, intermediateSize: 88, numHiddenLayers: 2, numAttentionHeads: 4,
+            numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 4)
+        let layout = ParameterLayout(config)
+        let backend = CPUBackend()
+        var host = [Float](repeating: 0, count: layout.totalCount)
+        host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: seed)) }
+        let parameters = backend.allocate(layout.totalCount)
+        host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+        return ParScaleModel(config: config, backend: backend, parameters: parameters)
+    }
+
+    func options(steps: Int) -> TrainingOptions {
+        var o = TrainingOptions()
+        o.batch = 4
+        o.sequence = 32
+        o.steps = steps
+        o.evalEvery = steps
+        o.checkpointEvery = steps
+        o.evalWindows = 8
+        o.taskExamples = 0
+        o.optimizer.learningRate = 1e-2
+        return o
+    }
+
+    func testScheduleWarmsUpThenDecaysToTheFloor() {
+        var o = OptimizerOptions()
+        o.learningRate = 1
+        o.warmupSteps = 10
+        XCTAssertEqual(o.learningRate(step: 5, totalSteps: 110), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(step: 10, totalSteps: 110), 1, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(step: 60, totalSteps: 110), 0.1 + 0.9 * 0.5, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(step: 110, totalSteps: 110), 0.1, accuracy: 1e-12)
+    }
+
+    /// One AdamW step from zero moments moves each parameter by lr * (g/|g| + wd * p), decay only
+    /// on weight matrices; clipping scales gradients to the configured norm.
+    func testAdamWStepMatchesClosedForm() throws {
+        let model = tinyModel(P: 2)
+        var o = OptimizerOptions()
+        o.weightDecay = 0.5
+        o.clipNorm = 0
+        o.epsilon = 0
+        let adam = AdamW(model: model, options: o)
+        let before = Array(UnsafeBufferPointer(start: model.parameters.host, count: model.parameters.count))
+        let grads = model.backend.allocate(model.parameters.count)
+        for i in 0..<grads.count { grads.host[i] = i % 3 == 0 ? 0.25 : -2 }
+        adam.update(model: model, gradients: grads, learningRate: 0.01)
+        for e in model.layout.entries {
+            let decays = e.shape.count == 2 && !e.name.contains("prefix")
+            for i in [e.offset, e.offset + e.count - 1] {
+                let g = grads.host[i]
+                let expected = before[i] - 0.01 * ((g > 0 ? 1 : -1) + (decays ? 0.5 * before[i] : 0))
+                XCTAssertEqual(model.parameters.host[i], expected, accuracy: 1e-6, e.name)
+            }
+        }
+        XCTAssertFalse(ParameterGroup.groups(model.layout, parscaleLRScale: 1).contains { g in
+            model.layout.entries.contains { $0.name.hasSuffix("prefix_k") && $0.offset >= g.offset && $0.offset < g.offset + g.count && g.decay }
+        }, "prefixes are not decayed")
+    }
+
+    /// A tiny model learns the synthetic corpus: validation loss falls well below the unigram entropy.
+    func testTrainingBeatsTheUnigramEntropyAtP1AndP4() throws {
+        let sample = try validationWindows(source: .synthetic(seed: 0), corpus: nil, count: 64, sequence: 64).flatMap { $0 }
+        let unigram = unigramEntropy(sample)
+        for P in [1, 4] {
+            let model = tinyModel(P: P)
+            var o = options(steps: 150)
+            o.sequence = 64
+            o.batch = 8
+            let trainer = try Trainer.start(runDirectory: temporary(), model: model, options: o)
+            let e = try XCTUnwrap(try trainer.run())
+            XCTAssertLessThan(e.validationLoss, unigram - 0.5, "P=\(P): val loss \(e.validationLoss) vs unigram entropy \(unigram)")
+        }
+    }
+
+    /// N steps in one go equal N/2 steps, a stop, and N/2 resumed steps, bit for bit.
+    func testResumeContinuesExactly() throws {
+        for P in [1, 2] {
+            let straight = temporary(), split = temporary()
+            let o = options(steps: 6)
+            try Trainer.start(runDirectory: straight, model: tinyModel(P: P), options: o).run()
+            try Trainer.start(runDirectory: split, model: tinyModel(P: P), options: o).run(stopAfter: 3)
+            let resumed = try Trainer.resume(runDirectory: split, backend: CPUBackend())
+            XCTAssertEqual(resumed.state.step, 3)
+            try resumed.run()
+            XCTAssertEqual(try losses(straight), try losses(split), "P=\(P) loss sequence")
+            XCTAssertEqual(try losses(straight).count, 6)
+            let a = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(straight) + "/model.safetensors")
+            let b = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(split) + "/model.safetensors")
+            for name in a.names { XCTAssertEqual(try a.floats(name), try b.floats(name), name) }
+        }
+    }
+
+    func losses(_ run: String) throws -> [UInt64] {
+        let text = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (object?["loss"] as? Double)?.bitPattern
+        }
+    }
+
+    func testPretrainedCheckpointHasOfficialNamesShapesAndKeys() throws {
+        let run = temporary()
+        try Trainer.start(runDirectory: run, model: tinyModel(P: 4), options: options(steps: 2)).run()
+        let dir = Trainer.checkpointDirectory(run)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+        let official = TestData.referenceDir.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
+        let officialConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: official.appendingPathComponent("config.json"))) as! [String: Any]
+        for key in ["model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "rope_theta", "rms_norm_eps", "tie_word_embeddings", "parscale_n",
+                    "parscale_n_tokens", "parscale_attn_smooth", "architectures"] {
+            XCTAssertNotNil(officialConfig[key], key)
+            XCTAssertNotNil(config[key], "pretrained config lacks \(key)")
+        }
+        let ours = try SafeTensorsFile(contentsOf: dir + "/model.safetensors")
+        let theirs = try SafeTensorsFile(contentsOf: official.appendingPathComponent("model.safetensors").path)
+        XCTAssertEqual(ours.names, theirs.names)
+        // Loads back as a model, through the run folder too.
+        XCTAssertEqual(try Checkpoint.load(run, backend: CPUBackend()).config.streams, 4)
+    }
+
+    func testNonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
+        let run = temporary()
+        var o = options(steps: 4)
+        o.checkpointEvery = 2
+        o.evalEvery = 100
+        let model = tinyModel(P: 2)
+        let trainer = try Trainer.start(runDirectory: run, model: model, options: o)
+        try trainer.run(stopAfter: 2)
+        model.parameters.host[model.layout.entry("model.norm.weight")!.offset] = .nan
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("non-finite"), "\(error)")
+            XCTAssertTrue("\(error)".contains("step 2"), "\(error)")
+        }
+        let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: URL(fileURLWithPath: Trainer.checkpointDirectory(run) + "/trainer_state.json")))
+        XCTAssertEqual(state.step, 2)
+        let saved = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(run) + "/model.safetensors")
+        XCTAssertTrue(try saved.floats("model.norm.weight").allSatisfy { $0.isFinite })
+    }
+}
+
+enum TestData {
+    static let referenceDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
+}
