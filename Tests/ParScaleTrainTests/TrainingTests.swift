@@ -114,6 +114,27 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Accumulating two half batches (gradScale 1/2 each) gives the gradient of the whole batch.
+    func testGradientAccumulationEqualsTheFullBatch() throws {
+        let model = tinyModel(P: 2)
+        var rng = SeededGenerator(seed: 5)
+        let S = 8
+        let inputs = (0..<4 * S).map { _ in Int32(rng.next() % 256) }, targets = (0..<4 * S).map { _ in Int32(rng.next() % 256) }
+        let whole = model.backend.allocate(model.parameters.count), halves = model.backend.allocate(model.parameters.count)
+        let loss = try model.accumulateGradients(inputs: inputs, targets: targets, batch: 4, sequence: S, gradients: whole)
+        var accumulated = 0.0
+        for half in 0..<2 {
+            let range = (half * 2 * S)..<((half + 1) * 2 * S)
+            accumulated += 0.5 * (try model.accumulateGradients(
+                inputs: Array(inputs[range]), targets: Array(targets[range]), batch: 2, sequence: S, gradients: halves, gradScale: 0.5))
+        }
+        XCTAssertEqual(loss, accumulated, accuracy: 1e-6)
+        let a = Array(UnsafeBufferPointer(start: whole.host, count: whole.count))
+        let b = Array(UnsafeBufferPointer(start: halves.host, count: halves.count))
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!, scale = a.map(abs).max()!
+        XCTAssertLessThan(worst / scale, 1e-5)
+    }
+
     func testPretrainedCheckpointHasOfficialNamesShapesAndKeys() throws {
         let run = temporary()
         try Trainer.start(runDirectory: run, model: tinyModel(P: 4), options: options(steps: 2)).run()
