@@ -82,12 +82,13 @@ public protocol Backend: AnyObject {
     // gradients are ADDED to, llm.c style, so tied and shared tensors just work)
 
     /// dInput (=|+=) dOut W;  dWeight += dOut^T input;  dBias += column sums of dOut.
+    /// A nil gradient is not computed (frozen parameters).
     func linearBackward(
         dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor?, accumulateInput: Bool,
-        dWeight: Tensor, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int)
+        dWeight: Tensor?, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int)
     func rmsNormBackward(
         dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor, accumulateInput: Bool,
-        dWeight: Tensor, rows: Int, dim: Int, eps: Float)
+        dWeight: Tensor?, rows: Int, dim: Int, eps: Float)
     func ropeBackward(dQKV: Tensor, shape: AttentionShape, theta: Float)
     /// dQ into dQKV's q part; dKeys / dValues (cache-shaped) overwritten.
     func attentionBackward(

@@ -141,20 +141,20 @@ public final class CPUBackend: Backend {
 
     public func linearBackward(
         dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor?, accumulateInput: Bool,
-        dWeight: Tensor, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int
+        dWeight: Tensor?, dBias: Tensor?, rows: Int, inDim: Int, outDim: Int
     ) {
         LinearOps.backward(
             dOut: dOut.host, x: input.host, weight: weight.host, dX: dInput?.host, accumulateDX: accumulateInput,
-            dWeight: dWeight.host, dBias: dBias?.host, rows: rows, inDim: inDim, outDim: outDim)
+            dWeight: dWeight?.host, dBias: dBias?.host, rows: rows, inDim: inDim, outDim: outDim)
     }
 
     public func rmsNormBackward(
         dOut: Tensor, input: Tensor, weight: Tensor, dInput: Tensor, accumulateInput: Bool,
-        dWeight: Tensor, rows: Int, dim: Int, eps: Float
+        dWeight: Tensor?, rows: Int, dim: Int, eps: Float
     ) {
         RMSNormOps.backward(
             dOut: dOut.host, x: input.host, weight: weight.host, dX: dInput.host, accumulate: accumulateInput,
-            dWeight: dWeight.host, rows: rows, dim: dim, eps: eps)
+            dWeight: dWeight?.host, rows: rows, dim: dim, eps: eps)
     }
 
     public func ropeBackward(dQKV: Tensor, shape: AttentionShape, theta: Float) {

@@ -42,9 +42,11 @@ extension ParScaleModel {
     /// (`inputs`, `targets`: B*S ids each, row-major). ADDS `gradScale` times the gradient of the
     /// mean loss to `gradients` (same layout as `parameters`) and returns the mean loss.
     /// The backward pass is the forward's calls in reverse, one backward op per forward op.
+    /// `trainBackbone: false` (a frozen backbone) computes only the gradients of the prefixes and
+    /// the aggregation head; the backbone's gradient regions are left untouched.
     public func accumulateGradients(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
-        gradScale: Float = 1
+        gradScale: Float = 1, trainBackbone: Bool = true
     ) throws -> Double {
         guard inputs.count == B * S, targets.count == B * S else {
             throw ModelError("expected \(B * S) inputs and targets, got \(inputs.count) and \(targets.count)")
@@ -63,6 +65,7 @@ extension ParScaleModel {
         let n = B * S, rows = P * n, eps = Float(c.rmsNormEps)
         let acts = w.acts
         func grad(_ offset: Int, _ count: Int) -> Tensor { g.slice(offset, count) }
+        func backboneGrad(_ offset: Int, _ count: Int) -> Tensor? { trainBackbone ? g.slice(offset, count) : nil }
 
         w.cache.length = 0
         let y = runForward(ids: inputs, batch: B, sequence: S, cache: w.cache, acts: acts, training: true, observer: nil)
@@ -75,7 +78,7 @@ extension ParScaleModel {
         // 8. Head.
         backend.linearBackward(
             dOut: dLogits, input: y, weight: param(layout.head, V * H), dInput: w.dY, accumulateInput: false,
-            dWeight: grad(layout.head, V * H), dBias: nil, rows: n, inDim: H, outDim: V)
+            dWeight: backboneGrad(layout.head, V * H), dBias: nil, rows: n, inDim: H, outDim: V)
         // 7. Aggregation.
         var dNormed = w.dY
         if P > 1 {
@@ -97,24 +100,24 @@ extension ParScaleModel {
         // 6. Final norm.
         backend.rmsNormBackward(
             dOut: dNormed, input: acts.layers[L - 1].xOut, weight: param(layout.finalNorm, H), dInput: w.dResidual,
-            accumulateInput: false, dWeight: grad(layout.finalNorm, H), rows: rows, dim: H, eps: eps)
+            accumulateInput: false, dWeight: backboneGrad(layout.finalNorm, H), rows: rows, dim: H, eps: eps)
         // 5-2. Layers in reverse; dResidual carries the gradient of the residual stream.
         for (i, layer) in layout.layers.enumerated().reversed() {
             let a = acts.layers[i]
             backend.linearBackward(
                 dOut: w.dResidual, input: a.act, weight: param(layer.downWeight, H * I), dInput: w.dAct,
-                accumulateInput: false, dWeight: grad(layer.downWeight, H * I), dBias: nil, rows: rows, inDim: I, outDim: H)
+                accumulateInput: false, dWeight: backboneGrad(layer.downWeight, H * I), dBias: nil, rows: rows, inDim: I, outDim: H)
             backend.swigluBackward(dOut: w.dAct, gateUp: a.gateUp, dGateUp: w.dGateUp, rows: rows, dim: I)
             backend.linearBackward(
                 dOut: w.dGateUp, input: a.h2, weight: param(layer.gateUpWeight, 2 * I * H), dInput: w.dH,
-                accumulateInput: false, dWeight: grad(layer.gateUpWeight, 2 * I * H), dBias: nil, rows: rows,
+                accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight, 2 * I * H), dBias: nil, rows: rows,
                 inDim: H, outDim: 2 * I)
             backend.rmsNormBackward(
                 dOut: w.dH, input: a.xMid, weight: param(layer.postNorm, H), dInput: w.dResidual, accumulateInput: true,
-                dWeight: grad(layer.postNorm, H), rows: rows, dim: H, eps: eps)
+                dWeight: backboneGrad(layer.postNorm, H), rows: rows, dim: H, eps: eps)
             backend.linearBackward(
                 dOut: w.dResidual, input: a.attn, weight: param(layer.oWeight, H * NH * hd), dInput: w.dAttn,
-                accumulateInput: false, dWeight: grad(layer.oWeight, H * NH * hd), dBias: nil, rows: rows,
+                accumulateInput: false, dWeight: backboneGrad(layer.oWeight, H * NH * hd), dBias: nil, rows: rows,
                 inDim: NH * hd, outDim: H)
             backend.attentionBackward(
                 dOut: w.dAttn, out: a.attn, qkv: a.qkv, keys: w.cache.keys[i], values: w.cache.values[i],
@@ -128,15 +131,17 @@ extension ParScaleModel {
             backend.ropeBackward(dQKV: w.dQKV, shape: shape, theta: Float(c.ropeTheta))
             backend.linearBackward(
                 dOut: w.dQKV, input: a.h1, weight: param(layer.qkvWeight, shape.qkvStride * H), dInput: w.dH,
-                accumulateInput: false, dWeight: grad(layer.qkvWeight, shape.qkvStride * H),
-                dBias: grad(layer.qkvBias, shape.qkvStride), rows: rows, inDim: H, outDim: shape.qkvStride)
+                accumulateInput: false, dWeight: backboneGrad(layer.qkvWeight, shape.qkvStride * H),
+                dBias: backboneGrad(layer.qkvBias, shape.qkvStride), rows: rows, inDim: H, outDim: shape.qkvStride)
             backend.rmsNormBackward(
                 dOut: w.dH, input: a.xIn, weight: param(layer.inputNorm, H), dInput: w.dResidual, accumulateInput: true,
-                dWeight: grad(layer.inputNorm, H), rows: rows, dim: H, eps: eps)
+                dWeight: backboneGrad(layer.inputNorm, H), rows: rows, dim: H, eps: eps)
         }
         // 1. Embedding (the P copies' gradients summed; tied heads add to the same rows).
-        backend.sumStreams(w.dResidual, streams: P, out: w.dEmbedded)
-        backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding, V * H), dim: H)
+        if trainBackbone {
+            backend.sumStreams(w.dResidual, streams: P, out: w.dEmbedded)
+            backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding, V * H), dim: H)
+        }
 
         var losses = [Float](repeating: 0, count: n)
         losses.withUnsafeMutableBufferPointer { backend.download(w.losses, into: $0) }

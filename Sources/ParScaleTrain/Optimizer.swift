@@ -34,20 +34,29 @@ public struct ParameterGroup: Equatable, Sendable {
     public let count: Int
     public let decay: Bool
     public let lrScale: Double
+    public let trainable: Bool
 
     /// Weight decay on weight matrices (linear layers, embedding, aggregator), none on norms and
     /// biases (as usual), and none on the prefixes: they are each stream's only identity, and
     /// decay would pull every stream's prefix towards the same zero, making the streams alike.
-    public static func groups(_ layout: ParameterLayout, parscaleLRScale: Double) -> [ParameterGroup] {
+    /// `freezeBackbone`: only the prefixes and the aggregation head are trainable.
+    public static func groups(
+        _ layout: ParameterLayout, parscaleLRScale: Double, freezeBackbone: Bool = false
+    ) -> [ParameterGroup] {
         var groups: [ParameterGroup] = []
         for e in layout.entries {
             let isPrefix = e.name.hasSuffix("prefix_k") || e.name.hasSuffix("prefix_v")
+            let parscale = ParameterLayout.isParScaleOnly(e.name)
             let decay = e.shape.count == 2 && !isPrefix
-            let scale = ParameterLayout.isParScaleOnly(e.name) ? parscaleLRScale : 1
-            if let last = groups.last, last.decay == decay, last.lrScale == scale, last.offset + last.count == e.offset {
-                groups[groups.count - 1] = ParameterGroup(offset: last.offset, count: last.count + e.count, decay: decay, lrScale: scale)
+            let scale = parscale ? parscaleLRScale : 1
+            let trainable = parscale || !freezeBackbone
+            if let last = groups.last, last.decay == decay, last.lrScale == scale, last.trainable == trainable,
+                last.offset + last.count == e.offset
+            {
+                groups[groups.count - 1] = ParameterGroup(
+                    offset: last.offset, count: last.count + e.count, decay: decay, lrScale: scale, trainable: trainable)
             } else {
-                groups.append(ParameterGroup(offset: e.offset, count: e.count, decay: decay, lrScale: scale))
+                groups.append(ParameterGroup(offset: e.offset, count: e.count, decay: decay, lrScale: scale, trainable: trainable))
             }
         }
         return groups
@@ -62,9 +71,10 @@ public final class AdamW {
     public let v: Tensor
     public private(set) var step = 0
 
-    public init(model: ParScaleModel, options: OptimizerOptions) {
+    public init(model: ParScaleModel, options: OptimizerOptions, freezeBackbone: Bool = false) {
         self.options = options
-        groups = ParameterGroup.groups(model.layout, parscaleLRScale: options.parscaleLRScale)
+        groups = ParameterGroup.groups(
+            model.layout, parscaleLRScale: options.parscaleLRScale, freezeBackbone: freezeBackbone)
         m = model.backend.allocate(model.parameters.count)
         v = model.backend.allocate(model.parameters.count)
     }
@@ -73,11 +83,13 @@ public final class AdamW {
     /// Returns the norm before clipping; a non-finite norm leaves everything untouched.
     @discardableResult
     public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double) -> Double {
-        let norm = model.backend.sumOfSquares(gradients).squareRoot()
+        let norm = groups.filter(\.trainable).reduce(0.0) {
+            $0 + model.backend.sumOfSquares(gradients.slice($1.offset, $1.count))
+        }.squareRoot()
         guard norm.isFinite else { return norm }
         let clip = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1
         step += 1
-        for g in groups {
+        for g in groups where g.trainable {
             let settings = AdamWSettings(
                 learningRate: Float(learningRate * g.lrScale), beta1: Float(options.beta1), beta2: Float(options.beta2),
                 epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step,

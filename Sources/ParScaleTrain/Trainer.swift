@@ -26,6 +26,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public var data = DataSpec.synthetic(seed: 0)
     public var optimizer = OptimizerOptions()
+    /// Train only the prefixes and the aggregation head (recycling onto a frozen backbone).
+    public var freezeBackbone = false
     public init() {}
     public var tokensPerStep: Int { batch * sequence * accumulate }
 }
@@ -130,7 +132,7 @@ public final class Trainer {
         validation = o
         corpus = o.data.kind == "text" ? try TextCorpus(path: o.data.path ?? "") : nil
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
-        optimizer = AdamW(model: model, options: o.optimizer)
+        optimizer = AdamW(model: model, options: o.optimizer, freezeBackbone: o.freezeBackbone)
         gradients = model.backend.allocate(model.parameters.count)
     }
 
@@ -201,7 +203,7 @@ public final class Trainer {
                 let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)
                 loss += try model.accumulateGradients(
                     inputs: inputs, targets: targets, batch: o.batch, sequence: o.sequence, gradients: gradients,
-                    gradScale: 1 / Float(o.accumulate)) / Double(o.accumulate)
+                    gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone) / Double(o.accumulate)
             }
             let lr = o.optimizer.learningRate(step: state.step + 1, totalSteps: total)
             let norm = loss.isFinite ? optimizer.update(model: model, gradients: gradients, learningRate: lr) : .nan

@@ -15,13 +15,9 @@ struct Info: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
-        let config = try Checkpoint.loadConfig(options.model)
-        // Reading the weights also validates them against the config.
-        let layout = ParameterLayout(config)
-        var host = [Float](repeating: 0, count: layout.totalCount)
-        try host.withUnsafeMutableBufferPointer {
-            try Checkpoint.readParameters(Checkpoint.weightsPath(Checkpoint.resolve(options.model)), layout: layout, into: $0)
-        }
+        // Loading also validates the weights against the config.
+        let model = try options.load()
+        let config = model.config, layout = model.layout
         let counts = layout.counts
         let kvPerToken = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.headDim * 4
         let prefixBytes = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.prefixTokens * config.headDim * 4

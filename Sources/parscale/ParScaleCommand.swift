@@ -11,16 +11,19 @@ struct ParScaleCommand: ParsableCommand {
             Checkpoints are folders in the official Hugging Face layout (config.json + model.safetensors), \
             interchangeable with the official Qwen2ParScaleForCausalLM code. See README.md.
             """,
-        subcommands: [Info.self, Logits.self, Generate.self, Init.self, Pretrain.self, Eval.self, Bench.self])
+        subcommands: [Info.self, Logits.self, Generate.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, Bench.self])
 }
 
 /// `--model DIR`, shared by every command that reads a checkpoint.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint folder (config.json + model.safetensors).")
+    @Option(name: .long, help: "Checkpoint folder (config.json + model.safetensors), or a training run folder.")
     var model: String
+    @Option(help: "A ParScale adapter (from `recycle --freeze-backbone`) to apply to the P = 1 --model.")
+    var adapter: String?
 
     func load() throws -> ParScaleModel {
-        try Checkpoint.load(model, backend: CPUBackend())
+        let base = try Checkpoint.load(model, backend: CPUBackend())
+        return try adapter.map { try Adapter.apply($0, to: base) } ?? base
     }
 }
 

@@ -44,30 +44,10 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Flag(help: "Untie the output head from the embedding (tied by default).") var untied = false
     @Option(name: .customLong("prefix-std"), help: "Standard deviation of the initial prefixes.") var prefixStd: Double = InitOptions().prefixStd
-    @Option(help: "Tokens per sequence.") var seq: Int?
-    @Option(help: "Sequences per micro-batch.") var batch: Int?
-    @Option(help: "Micro-batches accumulated per optimizer step.") var accumulate: Int = 1
-    @Option(help: "Optimizer steps.") var steps: Int?
-    @Option(help: "Training tokens (sets --steps from the tokens per step).") var tokens: Int?
-    @Option(help: "Peak learning rate.") var lr: Double = 3e-3
-    @Option(help: "Warm-up steps (default 5% of the run).") var warmup: Int?
-    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weight matrices.") var weightDecay: Double = 0.1
-    @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
-    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator.") var parscaleLRScale: Double = 1
-    @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
-    @Option(help: "UTF-8 text file or folder to train on (default: the built-in synthetic corpus).") var data: String?
-    @Option(name: .customLong("eval-every"), help: "Evaluate every K steps.") var evalEvery: Int?
-    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps.") var checkpointEvery: Int?
-    @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
-    @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
-    @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
+    @OptionGroup var training: TrainingFlags
 
     func validate() throws {
-        if steps != nil && tokens != nil { throw ValidationError("give --steps or --tokens, not both") }
-        for (name, value) in [("--P", streams), ("--accumulate", accumulate)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value)")
-        }
-        if !(lr > 0) { throw ValidationError("--lr must be positive") }
+        if streams < 1 { throw ValidationError("--P must be at least 1, got \(streams)") }
     }
 
     func run() throws {
@@ -84,46 +64,19 @@ struct Pretrain: ParsableCommand {
                 vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate,
                 numHiddenLayers: shape.layers, numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads,
                 tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: prefixTokens, parscaleAttnSmooth: smoothing,
-                maxPositionEmbeddings: max(2048, seq ?? preset.sequence))
+                maxPositionEmbeddings: max(2048, training.seq ?? preset.sequence))
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
-            var options = TrainingOptions()
-            options.sequence = seq ?? preset.sequence
-            options.batch = batch ?? preset.batch
-            options.accumulate = accumulate
-            if let tokens {
-                options.steps = max(1, tokens / options.tokensPerStep)
-            } else {
-                options.steps = steps ?? 1000
-            }
-            options.evalEvery = evalEvery ?? max(1, options.steps / 10)
-            options.checkpointEvery = checkpointEvery ?? options.evalEvery
-            options.evalWindows = evalWindows
-            options.taskExamples = taskExamples
-            options.seed = seed
-            options.data = data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed)
-            options.optimizer.learningRate = lr
-            options.optimizer.warmupSteps = warmup ?? 0
-            options.optimizer.weightDecay = weightDecay
-            options.optimizer.clipNorm = clip
-            options.optimizer.parscaleLRScale = parscaleLRScale
-            let model = try makeInitialisedModel(config, InitOptions(seed: seed, prefixStd: prefixStd))
+            let options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
+            let model = try makeInitialisedModel(config, InitOptions(seed: training.seed, prefixStd: prefixStd))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
-                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(parscaleLRScale)])
+                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale)])
             let counts = model.layout.counts
             standardError(
                 "pretraining \(out): P = \(streams), hidden \(shape.hidden), \(shape.layers) layers, \(counts.nonEmbedding) non-embedding parameters; "
                     + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(CPUBackend().name)")
         }
-        let evaluation = try trainer.run(stopAfter: stopAfter) { progressLine($0) }
-        if trainer.state.step < trainer.state.options.steps {
-            standardError("stopped at step \(trainer.state.step) with a checkpoint in \(trainer.checkpointDirectory); continue with --resume")
-        } else if let evaluation {
-            standardError(String(
-                format: "done: step %d, val loss %.4f (%.4f bits/byte)%@; model in %@", trainer.state.step,
-                evaluation.validationLoss, evaluation.bitsPerByte,
-                evaluation.taskAccuracy.map { String(format: ", task accuracy %.1f%%", 100 * $0) } ?? "", trainer.checkpointDirectory))
-        }
+        try training.runToEnd(trainer)
     }
 }
 
@@ -179,5 +132,68 @@ func progressLine(_ text: String) {
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
     } else {
         standardError((terminal ? "\r\u{1B}[K" : "") + text)
+    }
+}
+
+/// The training flags shared by `pretrain` and `recycle`.
+struct TrainingFlags: ParsableArguments {
+    @Option(help: "Tokens per sequence.") var seq: Int?
+    @Option(help: "Sequences per micro-batch.") var batch: Int?
+    @Option(help: "Micro-batches accumulated per optimizer step.") var accumulate: Int = 1
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Training tokens (sets --steps from the tokens per step).") var tokens: Int?
+    @Option(help: "Peak learning rate.") var lr: Double = 3e-3
+    @Option(help: "Warm-up steps (default 5% of the run).") var warmup: Int?
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weight matrices.") var weightDecay: Double = 0.1
+    @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
+    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator.") var parscaleLRScale: Double = 1
+    @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
+    @Option(help: "UTF-8 text file or folder to train on (default: the built-in synthetic corpus).") var data: String?
+    @Option(name: .customLong("eval-every"), help: "Evaluate every K steps (default: 10 times per run).") var evalEvery: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps (default: at each evaluation).") var checkpointEvery: Int?
+    @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
+    @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
+    @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
+
+    func validate() throws {
+        if steps != nil && tokens != nil { throw ValidationError("give --steps or --tokens, not both") }
+        if accumulate < 1 { throw ValidationError("--accumulate must be at least 1, got \(accumulate)") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if !(lr > 0) { throw ValidationError("--lr must be positive, got \(lr)") }
+    }
+
+    var dataSpec: DataSpec { data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed) }
+
+    func options(defaultSequence: Int, defaultBatch: Int) throws -> TrainingOptions {
+        var options = TrainingOptions()
+        options.sequence = seq ?? defaultSequence
+        options.batch = batch ?? defaultBatch
+        options.accumulate = accumulate
+        options.steps = tokens.map { max(1, $0 / options.tokensPerStep) } ?? steps ?? 1000
+        options.evalEvery = evalEvery ?? max(1, options.steps / 10)
+        options.checkpointEvery = checkpointEvery ?? options.evalEvery
+        options.evalWindows = evalWindows
+        options.taskExamples = taskExamples
+        options.seed = seed
+        options.data = dataSpec
+        options.optimizer.learningRate = lr
+        options.optimizer.warmupSteps = warmup ?? 0
+        options.optimizer.weightDecay = weightDecay
+        options.optimizer.clipNorm = clip
+        options.optimizer.parscaleLRScale = parscaleLRScale
+        return options
+    }
+
+    /// Runs (or continues) `trainer` and reports how it ended.
+    func runToEnd(_ trainer: Trainer) throws {
+        let evaluation = try trainer.run(stopAfter: stopAfter) { progressLine($0) }
+        if trainer.state.step < trainer.state.options.steps {
+            standardError("stopped at step \(trainer.state.step) with a checkpoint in \(trainer.checkpointDirectory); continue with --resume")
+        } else if let evaluation {
+            standardError(String(
+                format: "done: step %d, val loss %.4f (%.4f bits/byte)%@; model in %@", trainer.state.step,
+                evaluation.validationLoss, evaluation.bitsPerByte,
+                evaluation.taskAccuracy.map { String(format: ", task accuracy %.1f%%", 100 * $0) } ?? "", trainer.checkpointDirectory))
+        }
     }
 }

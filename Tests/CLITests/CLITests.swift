@@ -178,4 +178,37 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("/nonexistent/corpus"), bad.err)
     }
+
+    func testRecycleFrozenThenAdapterAndMergeThroughTheCLI() throws {
+        let base = Self.reference.appendingPathComponent("p1_tied").path
+        let run = temporary().appendingPathComponent("recycled").path
+        let recycle = try parscale(["recycle", "--from", base, "--P", "2", "--out", run, "--prefix-tokens", "4",
+                                    "--freeze-backbone", "--steps", "2", "--seq", "16", "--batch", "2", "--eval-windows", "2",
+                                    "--task-examples", "0"])
+        XCTAssertEqual(recycle.status, 0, recycle.err)
+        XCTAssertTrue(recycle.err.contains("step 0 val loss"), recycle.err)
+        let adapter = run + "/adapter.safetensors"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: adapter), recycle.err)
+        // The adapter on its backbone equals the recycled run's own checkpoint.
+        let viaAdapter = try json(try parscale(["generate", "--model", base, "--adapter", adapter, "--prompt-tokens", "1,2,3",
+                                                "--max-new-tokens", "6", "--json"]).out)
+        let viaRun = try json(try parscale(["generate", "--model", run, "--prompt-tokens", "1,2,3", "--max-new-tokens", "6", "--json"]).out)
+        XCTAssertEqual(viaAdapter["tokens"] as? [Int], viaRun["tokens"] as? [Int])
+        let info = try json(try parscale(["info", "--model", base, "--adapter", adapter, "--json"]).out)
+        XCTAssertEqual((info["config"] as? [String: Any])?["parscale_n"] as? Int, 2)
+        let merged = temporary().appendingPathComponent("merged").path
+        let merge = try parscale(["merge", "--model", base, "--adapter", adapter, "--out", merged])
+        XCTAssertEqual(merge.status, 0, merge.err)
+        let viaMerged = try json(try parscale(["generate", "--model", merged, "--prompt-tokens", "1,2,3", "--max-new-tokens", "6", "--json"]).out)
+        XCTAssertEqual(viaMerged["tokens"] as? [Int], viaRun["tokens"] as? [Int])
+        // The wrong backbone is refused.
+        let wrong = try parscale(["generate", "--model", Self.reference.appendingPathComponent("p2_t8_untied").path,
+                                  "--adapter", adapter, "--prompt-tokens", "1"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.err.contains("P = 1 backbone"), wrong.err)
+        let notP1 = try parscale(["recycle", "--from", Self.reference.appendingPathComponent("p2_t8_untied").path, "--P", "4",
+                                  "--out", temporary().path, "--steps", "1"])
+        XCTAssertNotEqual(notP1.status, 0)
+        XCTAssertTrue(notP1.err.contains("P = 1"), notP1.err)
+    }
 }

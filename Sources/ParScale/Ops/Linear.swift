@@ -51,7 +51,7 @@ extension LinearOps {
     /// Gradients of out = x W^T + b: dX (=|+=) dOut W, dW += dOut^T x, dBias += column sums of dOut.
     static func backward(
         dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool, dWeight: UnsafeMutablePointer<Float>,
+        dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool, dWeight: UnsafeMutablePointer<Float>?,
         dBias: UnsafeMutablePointer<Float>?, rows: Int, inDim: Int, outDim: Int
     ) {
         if let dX {
@@ -59,9 +59,11 @@ extension LinearOps {
                 transA: false, transB: false, m: rows, n: inDim, k: outDim, a: dOut, lda: outDim, b: weight, ldb: inDim,
                 beta: accumulateDX ? 1 : 0, c: dX, ldc: inDim)
         }
-        BLAS.sgemm(
-            transA: true, transB: false, m: outDim, n: inDim, k: rows, a: dOut, lda: outDim, b: x, ldb: inDim,
-            beta: 1, c: dWeight, ldc: inDim)
+        if let dWeight {
+            BLAS.sgemm(
+                transA: true, transB: false, m: outDim, n: inDim, k: rows, a: dOut, lda: outDim, b: x, ldb: inDim,
+                beta: 1, c: dWeight, ldc: inDim)
+        }
         if let dBias { columnSums(dOut, rows: rows, columns: outDim, into: dBias) }
     }
 

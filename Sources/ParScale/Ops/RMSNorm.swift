@@ -21,7 +21,7 @@ extension RMSNormOps {
     /// dX (+)= w*dy/rms - x * mean(w*dy*x)/rms^3;  dWeight += sum over rows of dy * x/rms.
     static func backward(
         dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        dX: UnsafeMutablePointer<Float>, accumulate: Bool, dWeight: UnsafeMutablePointer<Float>,
+        dX: UnsafeMutablePointer<Float>, accumulate: Bool, dWeight: UnsafeMutablePointer<Float>?,
         rows: Int, dim: Int, eps: Float
     ) {
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * dim / 16384))
@@ -43,6 +43,6 @@ extension RMSNormOps {
                 }
             }
         }
-        for w in 0..<workers { axpy(1, partial + w * dim, dWeight, dim) }
+        if let dWeight { for w in 0..<workers { axpy(1, partial + w * dim, dWeight, dim) } }
     }
 }

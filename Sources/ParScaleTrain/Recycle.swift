@@ -1,0 +1,80 @@
+import Foundation
+import ParScale
+
+/// How the prefixes of a recycled model start.
+public enum PrefixInit: String, Codable, Sendable, CaseIterable {
+    /// The keys and values the source model itself computes for T tokens of real training text,
+    /// a different span for each stream: each stream starts as the source reading some context,
+    /// so its predictions stay close to the source's, and the streams differ from the start.
+    case data
+    /// normal(0, std), distinct per stream.
+    case normal
+}
+
+public struct RecycleOptions: Sendable {
+    public var streams: Int
+    public var prefixTokens = 16
+    public var smoothing = ModelConfig.defaultSmoothingForNewModels
+    public var prefixInit = PrefixInit.data
+    public var prefixStd = 1.0
+    public var seed: UInt64 = 0
+    public init(streams: Int) { self.streams = streams }
+}
+
+/// Two-stage ParScale (the paper's "recycling"): a model trained at P = 1 gets P streams.
+public enum Recycler {
+    /// The P-stream model: the source's backbone, new prefixes (see `PrefixInit`), and an
+    /// aggregation head whose last layer is zero, so the streams are first averaged uniformly.
+    public static func recycle(
+        source: ParScaleModel, options o: RecycleOptions, data: DataSpec, corpus: TextCorpus?
+    ) throws -> ParScaleModel {
+        guard source.config.streams == 1 else {
+            throw TrainingError("--from must be a P = 1 model; this one has P = \(source.config.streams)")
+        }
+        guard o.streams >= 2 else { throw TrainingError("--P must be at least 2 to recycle, got \(o.streams)") }
+        var config = source.config
+        config.modelType = "qwen2_parscale"
+        config.parscaleN = o.streams
+        config.parscaleNTokens = o.prefixTokens
+        config.parscaleAttnSmooth = o.smoothing
+        do { try config.validate() } catch let error as ConfigError { throw TrainingError(error.message) }
+        let layout = ParameterLayout(config)
+        // Start from a fresh initialisation (ParScale tensors), then copy the backbone over it.
+        var host = [Float](repeating: 0, count: layout.totalCount)
+        host.withUnsafeMutableBufferPointer {
+            Initializer.initialize(layout, into: $0, options: InitOptions(seed: o.seed, prefixStd: o.prefixStd))
+        }
+        var sourceHost = [Float](repeating: 0, count: source.parameters.count)
+        sourceHost.withUnsafeMutableBufferPointer { source.backend.download(source.parameters, into: $0) }
+        for e in layout.entries where !ParameterLayout.isParScaleOnly(e.name) {
+            let from = source.layout.entry(e.name)!
+            host.replaceSubrange(e.offset..<e.offset + e.count, with: sourceHost[from.offset..<from.offset + from.count])
+        }
+        if o.prefixInit == .data {
+            try prefixesFromData(source: source, config: config, layout: layout, into: &host, data: data, corpus: corpus, seed: o.seed)
+        }
+        let parameters = source.backend.allocate(layout.totalCount)
+        host.withUnsafeBufferPointer { source.backend.upload($0, to: parameters) }
+        return ParScaleModel(config: config, backend: source.backend, parameters: parameters)
+    }
+
+    /// prefix_k/v[r] of every layer = the source's cached keys/values for span r of the training text.
+    static func prefixesFromData(
+        source: ParScaleModel, config: ModelConfig, layout: ParameterLayout, into host: inout [Float],
+        data: DataSpec, corpus: TextCorpus?, seed: UInt64
+    ) throws {
+        let P = config.streams, T = config.parscaleNTokens
+        let stream = try TokenStream(source: data.source, corpus: corpus, split: .train, seed: seed &+ 0x5EED)
+        let spans = (0..<P).map { _ in stream.nextBatch(batch: 1, sequence: T).inputs }
+        // A P = 1 model's cache for batch P is [P, KVH, T, hd] per layer: the prefix layout.
+        let cache = source.makeCache(batch: P, capacity: T)
+        _ = try source.forward(tokens: spans, cache: cache, logits: .last)
+        for (i, layer) in layout.layers.enumerated() {
+            for (offset, tensor) in [(layer.prefixK, cache.keys[i]), (layer.prefixV, cache.values[i])] {
+                var values = [Float](repeating: 0, count: tensor.count)
+                values.withUnsafeMutableBufferPointer { source.backend.download(tensor, into: $0) }
+                host.replaceSubrange(offset..<offset + values.count, with: values)
+            }
+        }
+    }
+}

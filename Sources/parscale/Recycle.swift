@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import ParScale
+import ParScaleTrain
+
+struct Recycle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Turn a P = 1 checkpoint into P streams by a short post-training (two-stage ParScale).",
+        discussion: """
+            Loads a P = 1 model (one of ours, or any official-layout Qwen2 checkpoint), adds P prefixes per \
+            layer and the aggregation head, and post-trains: all parameters, or with --freeze-backbone only \
+            the prefixes and the aggregator (the backbone stays bit-identical; the run also writes \
+            DIR/adapter.safetensors, which `--adapter` applies to the same backbone on any inference command).
+            Prefixes start from data by default: the keys and values the source computes for a different \
+            span of training text per stream, so the recycled model starts close to the source; the \
+            aggregator's last layer starts at zero (uniform mixing). The validation loss of the source and \
+            of the recycled model at step 0 are printed and recorded. Progress, checkpoints, metrics and \
+            --resume work as in `pretrain`.
+            """)
+
+    @Option(help: "Source checkpoint (P = 1).") var from: String?
+    @Option(name: .customLong("P"), help: "Streams of the recycled model.") var streams: Int = 4
+    @Option(help: "Run folder.") var out: String
+    @Flag(help: "Continue the run in --out.") var resume = false
+    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 16
+    @Option(name: .customLong("prefix-init"), help: "Prefix initialisation: data (the source's keys/values of real text) or normal.")
+    var prefixInit: PrefixInit = .data
+    @Option(name: .customLong("prefix-std"), help: "Standard deviation for --prefix-init normal.") var prefixStd: Double = 1.0
+    @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
+    @Flag(name: .customLong("freeze-backbone"), help: "Train only the prefixes and the aggregation head.") var freezeBackbone = false
+    @OptionGroup var training: TrainingFlags
+
+    func validate() throws {
+        if !resume && from == nil { throw ValidationError("give --from DIR (a P = 1 checkpoint) or --resume") }
+        if streams < 2 { throw ValidationError("--P must be at least 2 to recycle, got \(streams)") }
+    }
+
+    func run() throws {
+        let trainer: Trainer
+        if resume {
+            trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
+            standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
+        } else {
+            let source = try Checkpoint.load(from!, backend: CPUBackend())
+            var options = try training.options(defaultSequence: 128, defaultBatch: 8)
+            options.freezeBackbone = freezeBackbone
+            let corpus = try training.data.map { try TextCorpus(path: $0) }
+            var recycleOptions = RecycleOptions(streams: streams)
+            recycleOptions.prefixTokens = prefixTokens
+            recycleOptions.prefixInit = prefixInit
+            recycleOptions.prefixStd = prefixStd
+            recycleOptions.smoothing = smoothing
+            recycleOptions.seed = training.seed
+            let model = try Recycler.recycle(source: source, options: recycleOptions, data: options.data, corpus: corpus)
+            // Step 0: how close the recycled model starts to its source.
+            func loss(_ m: ParScaleModel) throws -> Double {
+                try Evaluator.evaluate(
+                    model: m, data: options.data, corpus: corpus, windows: options.evalWindows, sequence: options.sequence,
+                    taskExamples: 0
+                ).validationLoss
+            }
+            let sourceLoss = try loss(source), startLoss = try loss(model)
+            standardError(String(
+                format: "recycling %@ into P = %d (T = %d, prefixes from %@%@): step 0 val loss %.4f, source %.4f (%+.4f)",
+                from!, streams, prefixTokens, prefixInit.rawValue, freezeBackbone ? ", frozen backbone" : "", startLoss,
+                sourceLoss, startLoss - sourceLoss))
+            trainer = try Trainer.start(
+                runDirectory: out, model: model, options: options,
+                recipe: [
+                    "recycled_from": from!, "prefix_init": prefixInit.rawValue, "prefix_std": String(prefixStd),
+                    "freeze_backbone": String(freezeBackbone), "source_val_loss": String(sourceLoss),
+                    "step0_val_loss": String(startLoss), "backbone_hash": Adapter.backboneHash(source),
+                ])
+        }
+        try training.runToEnd(trainer)
+        if trainer.state.options.freezeBackbone {
+            let hash = Adapter.backboneHash(trainer.model)
+            guard hash == trainer.state.recipe["backbone_hash"] else {
+                throw ValidationError("internal: the frozen backbone changed (hash \(hash))")
+            }
+            let path = (out as NSString).appendingPathComponent("adapter.safetensors")
+            try Adapter.save(trainer.model, backboneHash: hash, to: path)
+            standardError("adapter: \(path) (apply with --model \(trainer.state.recipe["recycled_from"] ?? "BACKBONE") --adapter \(path))")
+        }
+    }
+}
+
+extension PrefixInit: ExpressibleByArgument {}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a backbone plus an adapter as one official-layout checkpoint.")
+
+    @OptionGroup var options: ModelOptions
+    @Option(help: "Output checkpoint folder.") var out: String
+
+    func validate() throws {
+        if options.adapter == nil { throw ValidationError("give --adapter FILE to merge into --model") }
+    }
+
+    func run() throws {
+        let model = try options.load()
+        try Checkpoint.save(model, to: out)
+        print("wrote \(out): P = \(model.config.streams), official layout")
+    }
+}
