@@ -33,6 +33,8 @@ struct Pretrain: ParsableCommand {
 
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint (other options are taken from it).") var resume = false
+    @Option(help: "Start from this checkpoint's weights and shape instead of a random model (continued training; the optimizer starts fresh).")
+    var from: String?
     @Option(help: "Size preset: \(SizePreset.allCases.map(\.rawValue).joined(separator: ", ")) (explicit flags override it).") var size: SizePreset = .xs
     @Option(help: "Hidden size.") var hidden: Int?
     @Option(help: "Layers.") var layers: Int?
@@ -67,13 +69,14 @@ struct Pretrain: ParsableCommand {
                 maxPositionEmbeddings: max(2048, training.seq ?? preset.sequence))
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
             let options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
-            let model = try makeInitialisedModel(config, InitOptions(seed: training.seed, prefixStd: prefixStd))
+            let model = try from.map { try Checkpoint.load($0, backend: CPUBackend()) }
+                ?? makeInitialisedModel(config, InitOptions(seed: training.seed, prefixStd: prefixStd))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
-                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale)])
-            let counts = model.layout.counts
+                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale), "initialised_from": from ?? "random"])
+            let counts = model.layout.counts, c = model.config
             standardError(
-                "pretraining \(out): P = \(streams), hidden \(shape.hidden), \(shape.layers) layers, \(counts.nonEmbedding) non-embedding parameters; "
+                "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "
                     + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(CPUBackend().name)")
         }
         try training.runToEnd(trainer)
