@@ -29,14 +29,16 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "ParScaleVulkan", dependencies: ["CVulkan", "ParScale"]),
         .target(name: "ParScaleTrain", dependencies: ["ParScale"]),
+        .target(name: "ParScaleLaw", dependencies: ["ParScale", "ParScaleTrain"]),
         .executableTarget(
             name: "parscale",
             dependencies: [
-                "ParScale", "ParScaleVulkan", "ParScaleTrain",
+                "ParScale", "ParScaleVulkan", "ParScaleTrain", "ParScaleLaw",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan"]),
         .testTarget(name: "ParScaleTrainTests", dependencies: ["ParScaleTrain", "ParScale"]),
+        .testTarget(name: "ParScaleLawTests", dependencies: ["ParScaleLaw", "ParScaleTrain", "ParScale"]),
         .testTarget(name: "CLITests", dependencies: ["parscale"]),
     ]
 )

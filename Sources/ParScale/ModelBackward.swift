@@ -150,22 +150,29 @@ extension ParScaleModel {
 
     /// Mean next-token loss without gradients (validation).
     public func loss(inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int) throws -> Double {
+        try sequenceLosses(inputs: inputs, targets: targets, batch: B, sequence: S).reduce(0, +) / Double(B)
+    }
+
+    /// Mean next-token loss of each of the B sequences (in Double).
+    public func sequenceLosses(inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int) throws -> [Double] {
         try checkVocabulary(inputs)
         try checkVocabulary(targets)
         let tokens = (0..<B).map { Array(inputs[($0 * S)..<(($0 + 1) * S)]) }
         let logits = try forward(tokens: tokens, cache: makeCache(batch: B, capacity: S))
         let V = config.vocabSize
-        var total = 0.0
-        logits.withUnsafeBufferPointer { l in
-            for i in 0..<(B * S) {
-                let row = l.baseAddress! + i * V
-                var maxLogit = -Float.infinity
-                for v in 0..<V { maxLogit = max(maxLogit, row[v]) }
-                var sum = 0.0
-                for v in 0..<V { sum += Double(expf(row[v] - maxLogit)) }
-                total += Double(maxLogit) + log(sum) - Double(row[Int(targets[i])])
+        return logits.withUnsafeBufferPointer { l in
+            (0..<B).map { b in
+                var total = 0.0
+                for i in (b * S)..<((b + 1) * S) {
+                    let row = l.baseAddress! + i * V
+                    var maxLogit = -Float.infinity
+                    for v in 0..<V { maxLogit = max(maxLogit, row[v]) }
+                    var sum = 0.0
+                    for v in 0..<V { sum += Double(expf(row[v] - maxLogit)) }
+                    total += Double(maxLogit) + log(sum) - Double(row[Int(targets[i])])
+                }
+                return total / Double(S)
             }
         }
-        return total / Double(B * S)
     }
 }

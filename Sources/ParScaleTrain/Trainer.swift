@@ -53,10 +53,15 @@ public struct TrainingError: Error, CustomStringConvertible {
 /// Results of an evaluation.
 public struct Evaluation: Sendable {
     public var validationLoss: Double
+    /// Standard error of the mean over the validation windows.
+    public var standardError: Double
     public var bitsPerByte: Double { validationLoss / log(2) }
     public var taskAccuracy: Double?
     public var json: [String: Any] {
-        ["val_loss": validationLoss, "bits_per_byte": bitsPerByte, "task_accuracy": taskAccuracy as Any? ?? NSNull()]
+        [
+            "val_loss": validationLoss, "val_loss_se": standardError, "bits_per_byte": bitsPerByte,
+            "task_accuracy": taskAccuracy as Any? ?? NSNull(),
+        ]
     }
 }
 
@@ -67,18 +72,21 @@ public enum Evaluator {
         model: ParScaleModel, data: DataSpec, corpus: TextCorpus?, windows: Int, sequence: Int, taskExamples: Int
     ) throws -> Evaluation {
         let set = try validationWindows(source: data.source, corpus: corpus, count: windows, sequence: sequence)
-        var total = 0.0
+        var losses: [Double] = []
         let chunk = 8
         for start in stride(from: 0, to: set.count, by: chunk) {
             let part = Array(set[start..<min(set.count, start + chunk)])
             let inputs = part.flatMap { $0.dropLast() }, targets = part.flatMap { $0.dropFirst() }
-            total += try model.loss(inputs: inputs, targets: targets, batch: part.count, sequence: sequence) * Double(part.count)
+            losses += try model.sequenceLosses(inputs: inputs, targets: targets, batch: part.count, sequence: sequence)
         }
+        let mean = losses.reduce(0, +) / Double(losses.count)
+        let variance = losses.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, losses.count - 1))
         var accuracy: Double?
         if data.kind == "synthetic" && taskExamples > 0 {
             accuracy = try taskAccuracy(model: model, examples: heldOutTasks(seed: data.seed, count: taskExamples))
         }
-        return Evaluation(validationLoss: total / Double(set.count), taskAccuracy: accuracy)
+        return Evaluation(
+            validationLoss: mean, standardError: (variance / Double(losses.count)).squareRoot(), taskAccuracy: accuracy)
     }
 
     /// Greedy decoding of each prompt until a newline; exact match of the answer.
@@ -118,7 +126,7 @@ public final class Trainer {
     let validation: TrainingOptions
 
     public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
-    static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
+    public static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
     var metricsPath: String { (runDirectory as NSString).appendingPathComponent("metrics.jsonl") }
 
     init(runDirectory: String, model: ParScaleModel, state: TrainerState) throws {

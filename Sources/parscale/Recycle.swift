@@ -11,9 +11,9 @@ struct Recycle: ParsableCommand {
             layer and the aggregation head, and post-trains: all parameters, or with --freeze-backbone only \
             the prefixes and the aggregator (the backbone stays bit-identical; the run also writes \
             DIR/adapter.safetensors, which `--adapter` applies to the same backbone on any inference command).
-            Prefixes start from data by default: the keys and values the source computes for a different \
-            span of training text per stream, so the recycled model starts close to the source; the \
-            aggregator's last layer starts at zero (uniform mixing). The validation loss of the source and \
+            Prefixes start as distinct normal draws per stream (--prefix-init data takes the keys and values \
+            the source computes for a different span of training text per stream instead; measured, it \
+            starts further from the source); the aggregator's last layer starts at zero (uniform mixing). The validation loss of the source and \
             of the recycled model at step 0 are printed and recorded. Progress, checkpoints, metrics and \
             --resume work as in `pretrain`.
             """)
@@ -23,8 +23,8 @@ struct Recycle: ParsableCommand {
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out.") var resume = false
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 16
-    @Option(name: .customLong("prefix-init"), help: "Prefix initialisation: data (the source's keys/values of real text) or normal.")
-    var prefixInit: PrefixInit = .data
+    @Option(name: .customLong("prefix-init"), help: "Prefix initialisation: normal (distinct draws per stream) or data (the source's keys/values of real text, a span per stream).")
+    var prefixInit: PrefixInit = .normal
     @Option(name: .customLong("prefix-std"), help: "Standard deviation for --prefix-init normal.") var prefixStd: Double = 1.0
     @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Flag(name: .customLong("freeze-backbone"), help: "Train only the prefixes and the aggregation head.") var freezeBackbone = false

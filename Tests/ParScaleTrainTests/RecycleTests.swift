@@ -66,6 +66,7 @@ final class RecycleTests: XCTestCase {
         let source = try referenceP1()
         var o = RecycleOptions(streams: 3)
         o.prefixTokens = 5
+        o.prefixInit = .data
         let model = try Recycler.recycle(source: source, options: o, data: .synthetic(seed: 0), corpus: nil)
         let values = host(model)
         let e = model.layout.entry("model.layers.1.self_attn.prefix_v")!

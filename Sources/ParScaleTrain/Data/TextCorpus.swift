@@ -1,75 +1,145 @@
 import Foundation
+import ParScale
 
+/// A problem with the training data, with the path and what was expected.
 public struct DataError: Error, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
 
-/// UTF-8 text from a file or a folder (recursive), as bytes, split deterministically into
-/// training and validation text.
+/// UTF-8 text from a file or a folder, split deterministically into training and validation bytes.
+///
+/// A folder is read recursively: regular files only (symbolic links, devices and the like are
+/// skipped), no hidden files or folders (names starting with "."), no file over 16 MB, no file that
+/// is not valid UTF-8 or contains NUL bytes; files in byte order of their relative paths. Each file
+/// is followed by "\n".
+///
+/// Split: with several files, a file goes to validation when FNV-1a(relative path) % 20 == 0; if
+/// that leaves either side with fewer than `minimumBytes` bytes, or with one file, the last 5% of
+/// the concatenated bytes (at least `minimumBytes`, at most half) are validation.
 public struct TextCorpus: Sendable {
+    public static let maximumFileBytes = 16 << 20
+
+    public let path: String
+    /// Concatenated bytes of the training files (each file followed by "\n").
     public let train: [UInt8]
     public let validation: [UInt8]
+    /// Files read (hidden, binary, non-UTF-8 and oversized files are not counted).
     public let fileCount: Int
+    /// Relative paths of the files read, in order (for a single file, its name).
+    public let files: [String]
+    /// Whether the split is by file (hash of the relative path) rather than the last bytes.
+    public let splitByFile: Bool
 
-    static let maximumFileBytes = 16 << 20
-
-    /// Folder: regular files in sorted order, skipping hidden ones, files over 16 MB and files
-    /// that are not UTF-8; a file goes to validation when the hash of its relative path is 0 mod 20.
-    /// One file (or a split that leaves either side empty): the last 5% of the bytes are validation.
     public init(path: String, minimumBytes: Int = 4096) throws {
+        let minimum = max(1, minimumBytes)
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw DataError("--data \(path): no such file or folder (expected UTF-8 text, or a folder of text files)")
+        guard !path.isEmpty, fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw DataError("\(path.isEmpty ? "(empty path)" : path): no such file or folder (expected a UTF-8 text file or a folder of them)")
         }
-        var files: [(relative: String, bytes: [UInt8])] = []
-        func add(_ full: String, relative: String) {
-            guard let attributes = try? fm.attributesOfItem(atPath: full),
-                attributes[.type] as? FileAttributeType == .typeRegular,
-                (attributes[.size] as? Int ?? 0) <= Self.maximumFileBytes,
-                let data = fm.contents(atPath: full), !data.isEmpty,
-                String(validating: data, as: UTF8.self) != nil
-            else { return }
-            files.append((relative, Array(data)))
-        }
+        var read: [(relative: String, bytes: [UInt8])] = []
         if isDirectory.boolValue {
-            guard let walker = fm.enumerator(atPath: path) else {
-                throw DataError("--data \(path): cannot list the folder")
+            var candidates: [String] = []
+            Self.collect(root: path, relative: "", into: &candidates)
+            candidates.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            for relative in candidates {
+                if let bytes = Self.readText((path as NSString).appendingPathComponent(relative)) {
+                    read.append((relative, bytes))
+                }
             }
-            var relatives: [String] = []
-            while let relative = walker.nextObject() as? String {
-                if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
-                relatives.append(relative)
+            guard !read.isEmpty else {
+                throw DataError(
+                    "\(path): no readable text files (expected regular, non-hidden files of valid UTF-8 under 16 MB; "
+                        + "\(candidates.count) candidate file\(candidates.count == 1 ? "" : "s") skipped)")
             }
-            for relative in relatives.sorted() { add((path as NSString).appendingPathComponent(relative), relative: relative) }
         } else {
-            add(path, relative: (path as NSString).lastPathComponent)
-        }
-        guard !files.isEmpty else {
-            throw DataError("--data \(path): no readable UTF-8 text file (hidden, binary and >16 MB files are skipped)")
-        }
-        let total = files.reduce(0) { $0 + $1.bytes.count + 1 }
-        guard total >= 2 * minimumBytes else {
-            throw DataError("--data \(path): only \(total) bytes of text; at least \(2 * minimumBytes) are needed for a training and a validation split")
-        }
-        var train: [UInt8] = [], validation: [UInt8] = []
-        for file in files {
-            if fnv1a(file.relative.utf8) % 20 == 0 {
-                validation += file.bytes + [10]
-            } else {
-                train += file.bytes + [10]
+            guard let bytes = Self.readText(path) else {
+                throw DataError("\(path): not readable as text (expected a file of valid UTF-8 without NUL bytes, at most 16 MB)")
             }
+            read.append(((path as NSString).lastPathComponent, bytes))
         }
-        if files.count == 1 || train.count < minimumBytes || validation.count < minimumBytes {
-            let all: [UInt8] = files.flatMap { $0.bytes + [UInt8(10)] }
-            let held = max(all.count / 20, min(minimumBytes, all.count / 2))
-            train = Array(all[..<(all.count - held)])
-            validation = Array(all[(all.count - held)...])
+        let total = read.reduce(0) { $0 + $1.bytes.count + 1 }
+        guard total >= 2 * minimum else {
+            throw DataError(
+                "\(path): only \(total) bytes of text in \(read.count) file\(read.count == 1 ? "" : "s"); "
+                    + "expected at least \(2 * minimum) (\(minimum) each for training and validation)")
         }
+
+        var train: [UInt8] = [], validation: [UInt8] = []
+        var byFile = false
+        if read.count > 1 {
+            for file in read {
+                if FNV1a.hash(file.relative.utf8) % 20 == 0 {
+                    validation += file.bytes
+                    validation.append(10)
+                } else {
+                    train += file.bytes
+                    train.append(10)
+                }
+            }
+            byFile = train.count >= minimum && validation.count >= minimum
+        }
+        if !byFile {
+            var all: [UInt8] = []
+            all.reserveCapacity(total)
+            for file in read {
+                all += file.bytes
+                all.append(10)
+            }
+            let validationCount = min(max(total / 20, minimum), total / 2)
+            train = Array(all[0..<(total - validationCount)])
+            validation = Array(all[(total - validationCount)...])
+        }
+        self.path = path
         self.train = train
         self.validation = validation
-        fileCount = files.count
+        self.fileCount = read.count
+        self.files = read.map(\.relative)
+        self.splitByFile = byFile
+    }
+
+    /// Relative paths of the regular, non-hidden files under `root`/`relative`.
+    static func collect(root: String, relative: String, into out: inout [String]) {
+        let fm = FileManager.default
+        let directory = relative.isEmpty ? root : (root as NSString).appendingPathComponent(relative)
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where !name.hasPrefix(".") {
+            let child = relative.isEmpty ? name : relative + "/" + name
+            // attributesOfItem does not follow symbolic links, so links are neither files nor folders here.
+            guard let attributes = try? fm.attributesOfItem(atPath: (root as NSString).appendingPathComponent(child)),
+                let type = attributes[.type] as? FileAttributeType
+            else { continue }
+            if type == .typeDirectory {
+                collect(root: root, relative: child, into: &out)
+            } else if type == .typeRegular {
+                out.append(child)
+            }
+        }
+    }
+
+    /// The file's bytes if it is at most 16 MB of valid UTF-8 without NUL bytes.
+    static func readText(_ path: String) -> [UInt8]? {
+        let fm = FileManager.default
+        if let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maximumFileBytes {
+            return nil
+        }
+        guard let data = fm.contents(atPath: path), data.count <= maximumFileBytes else { return nil }
+        let bytes = [UInt8](data)
+        guard !bytes.contains(0), isValidUTF8(bytes) else { return nil }
+        return bytes
+    }
+
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 }

@@ -1,0 +1,86 @@
+import Foundation
+import ParScale
+
+/// The measured cost comparison of the paper's Figure 1 / Table: going from a P = 1 model to P
+/// streams, against growing the P = 1 model to the dense size the law says is equivalent.
+public enum CostModel {
+    /// The dense model with `targetNonEmbedding` parameters, grown from `base` by widening hidden and
+    /// intermediate sizes together (as the paper grows width), heads kept, hidden a multiple of
+    /// 2 * heads (even head_dim).
+    public static func grownDense(from base: ModelConfig, targetNonEmbedding target: Double) -> ModelConfig {
+        func make(_ factor: Double) -> ModelConfig {
+            var c = base
+            c.parscaleN = 1
+            let unit = 2 * c.numAttentionHeads
+            c.hiddenSize = max(unit, Int((Double(base.hiddenSize) * factor / Double(unit)).rounded()) * unit)
+            c.intermediateSize = max(8, Int((Double(base.intermediateSize) * factor / 8).rounded()) * 8)
+            return c
+        }
+        var lo = 1.0, hi = 4.0
+        while Double(ParameterLayout(make(hi)).counts.nonEmbedding) < target { hi *= 2 }
+        for _ in 0..<50 {
+            let mid = (lo + hi) / 2
+            if Double(ParameterLayout(make(mid)).counts.nonEmbedding) < target { lo = mid } else { hi = mid }
+        }
+        let a = make(lo), b = make(hi)
+        let da = abs(Double(ParameterLayout(a).counts.nonEmbedding) - target)
+        let db = abs(Double(ParameterLayout(b).counts.nonEmbedding) - target)
+        return da <= db ? a : b
+    }
+
+    /// What one probe process measured.
+    public struct Measurement: Codable, Sendable {
+        public var batch: Int
+        public var peakBytes: Int  // peak resident memory minus the process's resident memory before the model
+        public var weightBytes: Int
+        public var kvCacheBytes: Int
+        public var prefillSeconds: Double
+        public var decodeSecondsPerToken: Double
+        public var totalSeconds: Double  // prefill + every decode step
+    }
+
+    /// Resident memory now and at its peak, from /proc/self/status (Linux), in bytes.
+    public static func residentMemory() -> (current: Int, peak: Int) {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            for line in text.split(separator: "\n") where line.hasPrefix(name) {
+                return (Int(line.split(separator: " ").dropFirst().first { Int($0) != nil } ?? "0") ?? 0) * 1024
+            }
+            return 0
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Builds `config` with random weights and measures batch-B prefill of `prompt` tokens and
+    /// `new` decode steps. Run it in a process of its own: the peak is the process's.
+    public static func probe(config: ModelConfig, batch: Int, prompt: Int, new: Int) throws -> Measurement {
+        let before = residentMemory().current
+        let backend = CPUBackend()
+        let layout = ParameterLayout(config)
+        let parameters = backend.allocate(layout.totalCount)
+        // Random weights suffice for timing; a cheap generator keeps start-up short at 1.6B.
+        var state: UInt32 = 12345
+        let p = (parameters.buffer as! HostBuffer).pointer
+        for i in 0..<layout.totalCount {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            p[i] = (Float(state >> 9) / 8_388_608 - 0.5) * 0.04
+        }
+        for e in layout.entries where e.name.hasSuffix("norm.weight") { (p + e.offset).update(repeating: 1, count: e.count) }
+        let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
+        let cache = model.makeCache(batch: batch, capacity: prompt + new)
+        let ids = (0..<batch).map { b in (0..<prompt).map { Int32(($0 * 31 + b * 7) % config.vocabSize) } }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var logits = try model.forward(tokens: ids, cache: cache, logits: .last)
+        let prefill = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let V = config.vocabSize
+        for _ in 0..<new {
+            let next = (0..<batch).map { b in logits.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[b * V..<(b + 1) * V])) } }
+            logits = try model.forward(tokens: next.map { [$0] }, cache: cache, logits: .last)
+        }
+        let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Measurement(
+            batch: batch, peakBytes: residentMemory().peak - before, weightBytes: layout.totalCount * 4,
+            kvCacheBytes: cache.floatCount * 4, prefillSeconds: prefill,
+            decodeSecondsPerToken: new > 0 ? (total - prefill) / Double(new) : 0, totalSeconds: total)
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import ParScale
+import ParScaleTrain
+
+/// One training run of a sweep: a model size (by hidden size), a stream count and a seed.
+public struct SweepRun: Codable, Equatable, Sendable {
+    public var hidden: Int
+    public var streams: Int
+    public var seed: UInt64
+    public var name: String { "h\(hidden)-p\(streams)-s\(seed)" }
+}
+
+/// A grid of sizes x P x seeds trained with the same data and token budget per run.
+public struct SweepPlan: Codable, Equatable, Sendable {
+    public var hiddenSizes: [Int]
+    public var streams: [Int]
+    public var seeds: [UInt64]
+    public var tokens: Int
+    public var layers = 4
+    public var prefixTokens = 8
+    public var sequence = 128
+    public var batch = 8
+    public var learningRate = 3e-3
+    public var evalWindows = 64
+    public var taskExamples = 100
+    public var data = DataSpec.synthetic(seed: 0)
+
+    public init(hiddenSizes: [Int], streams: [Int], seeds: [UInt64], tokens: Int) {
+        self.hiddenSizes = hiddenSizes
+        self.streams = streams
+        self.seeds = seeds
+        self.tokens = tokens
+    }
+
+    public var runs: [SweepRun] {
+        hiddenSizes.flatMap { h in streams.flatMap { p in seeds.map { SweepRun(hidden: h, streams: p, seed: $0) } } }
+    }
+
+    /// The model of a run: 4 heads, 2 kv heads, intermediate 2.75 x hidden (a multiple of 8),
+    /// tied byte-level embeddings, as in the science probes.
+    public func config(_ run: SweepRun) -> ModelConfig {
+        ModelConfig(
+            vocabSize: 256, hiddenSize: run.hidden, intermediateSize: Int((2.75 * Double(run.hidden) / 8).rounded()) * 8,
+            numHiddenLayers: layers, numAttentionHeads: 4, numKeyValueHeads: 2, tieWordEmbeddings: true,
+            parscaleN: run.streams, parscaleNTokens: prefixTokens, maxPositionEmbeddings: max(2048, sequence))
+    }
+
+    public func trainingOptions(_ run: SweepRun) -> TrainingOptions {
+        var o = TrainingOptions()
+        o.batch = batch
+        o.sequence = sequence
+        o.steps = max(1, tokens / (batch * sequence))
+        o.evalEvery = o.steps
+        o.checkpointEvery = max(1, o.steps / 4)
+        o.evalWindows = evalWindows
+        o.taskExamples = taskExamples
+        o.seed = run.seed
+        o.data = data
+        o.data.seed = data.kind == "synthetic" ? data.seed : run.seed
+        o.optimizer.learningRate = learningRate
+        return o
+    }
+}
+
+/// What a finished run reports (DIR/runs/NAME/result.json).
+public struct SweepResult: Codable, Sendable {
+    public var name: String
+    public var hidden: Int
+    public var layers: Int
+    public var streams: Int
+    public var seed: UInt64
+    public var nonEmbeddingParameters: Int
+    public var parscaleParameters: Int
+    public var tokens: Int
+    public var validationLoss: Double
+    public var validationLossSE: Double
+    public var taskAccuracy: Double?
+    public var wallSeconds: Double
+    public var backend: String
+    public var config: ModelConfig
+}
+
+public enum Sweep {
+    public static func runDirectory(_ dir: String, _ run: SweepRun) -> String {
+        (dir as NSString).appendingPathComponent("runs/\(run.name)")
+    }
+    static func resultPath(_ dir: String, _ run: SweepRun) -> String {
+        (runDirectory(dir, run) as NSString).appendingPathComponent("result.json")
+    }
+    static func planPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("plan.json") }
+
+    /// Saves the plan (or checks it equals the one already there, so runs stay comparable).
+    public static func prepare(_ plan: SweepPlan, in dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let data = FileManager.default.contents(atPath: planPath(dir)) {
+            let existing = try JSONDecoder().decode(SweepPlan.self, from: data)
+            guard existing == plan else {
+                throw TrainingError("\(planPath(dir)) holds a different plan; use another --out, or the same flags as before")
+            }
+            return
+        }
+        try atomicWrite(encoder.encode(plan), to: planPath(dir))
+    }
+
+    public static func loadPlan(_ dir: String) throws -> SweepPlan {
+        guard let data = FileManager.default.contents(atPath: planPath(dir)) else {
+            throw TrainingError("\(dir): no sweep here (expected \(planPath(dir)))")
+        }
+        return try JSONDecoder().decode(SweepPlan.self, from: data)
+    }
+
+    /// Trains one run to the end (resuming its checkpoint if it has one); a run with a result is skipped.
+    @discardableResult
+    public static func execute(_ run: SweepRun, plan: SweepPlan, in dir: String, log: (String) -> Void) throws -> SweepResult {
+        if let done = try? loadResult(resultPath(dir, run)) {
+            log("\(run.name): done before (val loss \(String(format: "%.4f", done.validationLoss))), skipped")
+            return done
+        }
+        let runDir = runDirectory(dir, run)
+        let trainer: Trainer
+        if FileManager.default.fileExists(atPath: Trainer.checkpointDirectory(runDir)) {
+            trainer = try Trainer.resume(runDirectory: runDir, backend: CPUBackend())
+            log("\(run.name): resuming at step \(trainer.state.step)")
+        } else {
+            let config = plan.config(run)
+            let layout = ParameterLayout(config)
+            var host = [Float](repeating: 0, count: layout.totalCount)
+            host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: run.seed)) }
+            let backend = CPUBackend()
+            let parameters = backend.allocate(layout.totalCount)
+            host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+            let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
+            trainer = try Trainer.start(runDirectory: runDir, model: model, options: plan.trainingOptions(run))
+            log("\(run.name): N = \(layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
+        }
+        try trainer.run { line in if line.hasPrefix("eval") || line.hasSuffix("0/\(trainer.state.options.steps)") { log("  \(run.name) \(line)") } }
+        let e = try trainer.evaluate()
+        let counts = trainer.model.layout.counts
+        let result = SweepResult(
+            name: run.name, hidden: run.hidden, layers: plan.layers, streams: run.streams, seed: run.seed,
+            nonEmbeddingParameters: counts.nonEmbedding, parscaleParameters: counts.parscaleOnly, tokens: trainer.state.tokens,
+            validationLoss: e.validationLoss, validationLossSE: e.standardError, taskAccuracy: e.taskAccuracy,
+            wallSeconds: trainer.state.elapsedSeconds, backend: trainer.model.backend.name,
+            config: trainer.model.config)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(encoder.encode(result), to: resultPath(dir, run))
+        return result
+    }
+
+    static func loadResult(_ path: String) throws -> SweepResult {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("\(path): missing") }
+        return try JSONDecoder().decode(SweepResult.self, from: data)
+    }
+
+    /// Every result.json under DIR/runs (from this machine or collected from others).
+    public static func results(in dir: String) throws -> [SweepResult] {
+        let runs = (dir as NSString).appendingPathComponent("runs")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+        return try names.sorted().compactMap { name in
+            let path = (runs as NSString).appendingPathComponent("\(name)/result.json")
+            return FileManager.default.fileExists(atPath: path) ? try loadResult(path) : nil
+        }
+    }
+}
