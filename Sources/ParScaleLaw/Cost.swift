@@ -53,7 +53,8 @@ public enum CostModel {
 
     /// Builds `config` with random weights and measures batch-B prefill of `prompt` tokens and
     /// `new` decode steps. Run it in a process of its own: the peak is the process's.
-    public static func probe(config: ModelConfig, batch: Int, prompt: Int, new: Int) throws -> Measurement {
+    /// The timing is the median of `repeats` runs, each on a fresh cache.
+    public static func probe(config: ModelConfig, batch: Int, prompt: Int, new: Int, repeats: Int = 3) throws -> Measurement {
         let before = residentMemory().current
         let backend = CPUBackend()
         let layout = ParameterLayout(config)
@@ -67,20 +68,74 @@ public enum CostModel {
         }
         for e in layout.entries where e.name.hasSuffix("norm.weight") { (p + e.offset).update(repeating: 1, count: e.count) }
         let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
-        let cache = model.makeCache(batch: batch, capacity: prompt + new)
         let ids = (0..<batch).map { b in (0..<prompt).map { Int32(($0 * 31 + b * 7) % config.vocabSize) } }
-        let start = DispatchTime.now().uptimeNanoseconds
-        var logits = try model.forward(tokens: ids, cache: cache, logits: .last)
-        let prefill = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let V = config.vocabSize
-        for _ in 0..<new {
-            let next = (0..<batch).map { b in logits.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[b * V..<(b + 1) * V])) } }
-            logits = try model.forward(tokens: next.map { [$0] }, cache: cache, logits: .last)
+        var runs: [(prefill: Double, total: Double)] = []
+        var kvBytes = 0
+        for _ in 0..<max(1, repeats) {
+            let cache = model.makeCache(batch: batch, capacity: prompt + new)
+            kvBytes = cache.floatCount * 4
+            let start = DispatchTime.now().uptimeNanoseconds
+            var logits = try model.forward(tokens: ids, cache: cache, logits: .last)
+            let prefill = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            for _ in 0..<new {
+                let next = (0..<batch).map { b in
+                    logits.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[b * V..<(b + 1) * V])) }
+                }
+                logits = try model.forward(tokens: next.map { [$0] }, cache: cache, logits: .last)
+            }
+            runs.append((prefill, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
         }
-        let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (prefill, total) = runs.sorted { $0.total < $1.total }[runs.count / 2]
         return Measurement(
             batch: batch, peakBytes: residentMemory().peak - before, weightBytes: layout.totalCount * 4,
-            kvCacheBytes: cache.floatCount * 4, prefillSeconds: prefill,
+            kvCacheBytes: kvBytes, prefillSeconds: prefill,
             decodeSecondsPerToken: new > 0 ? (total - prefill) / Double(new) : 0, totalSeconds: total)
     }
+}
+
+/// The result of a cost comparison (saved as DIR/cost.json by `study`, read by `report`).
+public struct CostReport: Codable, Sendable {
+    public struct Row: Codable, Sendable {
+        public var batch: Int
+        public var base: CostModel.Measurement
+        public var parscale: CostModel.Measurement
+        public var dense: CostModel.Measurement
+        /// (dense - base) / (ParScale - base): how many times less ParScale adds.
+        public var memoryIncreaseRatio: Double {
+            Double(dense.peakBytes - base.peakBytes) / Double(parscale.peakBytes - base.peakBytes)
+        }
+        public var latencyIncreaseRatio: Double {
+            (dense.totalSeconds - base.totalSeconds) / (parscale.totalSeconds - base.totalSeconds)
+        }
+    }
+    public var base: ModelConfig
+    public var parscale: ModelConfig
+    public var dense: ModelConfig
+    public var k: Double
+    public var prompt: Int
+    public var new: Int
+    public var rows: [Row]
+    /// The paper's analytical ratios for 1.6B at P = 8 (batch 1, 2, 4, 8), for comparison.
+    public static let paperMemoryRatios = [22.5, 12.8, 6.9, 3.6]
+    public static let paperLatencyRatios = [6.4, 3.3, 1.7, 0.9]
+    public static let paperBatches = [1, 2, 4, 8]
+
+    public typealias Probe = (_ config: ModelConfig, _ batch: Int, _ prompt: Int, _ new: Int) throws -> CostModel.Measurement
+
+    /// Measures base, P-stream and law-equivalent dense models at each batch size through `probe`.
+    public static func measure(
+        base: ModelConfig, streams P: Int, k: Double, batches: [Int], prompt: Int, new: Int, probe: Probe
+    ) throws -> CostReport {
+        var parscale = base
+        parscale.parscaleN = P
+        let N = Double(ParameterLayout(base).counts.nonEmbedding)
+        let dense = CostModel.grownDense(from: base, targetNonEmbedding: N * (1 + k * log(Double(P))))
+        let rows = try batches.map { b in
+            Row(batch: b, base: try probe(base, b, prompt, new), parscale: try probe(parscale, b, prompt, new), dense: try probe(dense, b, prompt, new))
+        }
+        return CostReport(base: base, parscale: parscale, dense: dense, k: k, prompt: prompt, new: new, rows: rows)
+    }
+
+    public static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("cost.json") }
 }

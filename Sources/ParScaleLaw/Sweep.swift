@@ -8,6 +8,9 @@ public struct SweepRun: Codable, Equatable, Sendable {
     public var streams: Int
     public var seed: UInt64
     public var name: String { "h\(hidden)-p\(streams)-s\(seed)" }
+    public init(hidden: Int, streams: Int, seed: UInt64) {
+        (self.hidden, self.streams, self.seed) = (hidden, streams, seed)
+    }
 }
 
 /// A grid of sizes x P x seeds trained with the same data and token budget per run.
@@ -17,6 +20,10 @@ public struct SweepPlan: Codable, Equatable, Sendable {
     public var seeds: [UInt64]
     public var tokens: Int
     public var layers = 4
+    public var heads = 4
+    public var kvHeads = 2
+    /// Intermediate size per hidden size; absent sizes get 2.75 x hidden (a multiple of 8).
+    public var intermediates: [Int: Int] = [:]
     public var prefixTokens = 8
     public var sequence = 128
     public var batch = 8
@@ -36,12 +43,13 @@ public struct SweepPlan: Codable, Equatable, Sendable {
         hiddenSizes.flatMap { h in streams.flatMap { p in seeds.map { SweepRun(hidden: h, streams: p, seed: $0) } } }
     }
 
-    /// The model of a run: 4 heads, 2 kv heads, intermediate 2.75 x hidden (a multiple of 8),
-    /// tied byte-level embeddings, as in the science probes.
+    /// The model of a run: by default 4 heads, 2 kv heads, intermediate 2.75 x hidden (a multiple
+    /// of 8), tied byte-level embeddings, as in the science probes.
     public func config(_ run: SweepRun) -> ModelConfig {
         ModelConfig(
-            vocabSize: 256, hiddenSize: run.hidden, intermediateSize: Int((2.75 * Double(run.hidden) / 8).rounded()) * 8,
-            numHiddenLayers: layers, numAttentionHeads: 4, numKeyValueHeads: 2, tieWordEmbeddings: true,
+            vocabSize: 256, hiddenSize: run.hidden,
+            intermediateSize: intermediates[run.hidden] ?? Int((2.75 * Double(run.hidden) / 8).rounded()) * 8,
+            numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: true,
             parscaleN: run.streams, parscaleNTokens: prefixTokens, maxPositionEmbeddings: max(2048, sequence))
     }
 
@@ -162,6 +170,42 @@ public enum Sweep {
         return try names.sorted().compactMap { name in
             let path = (runs as NSString).appendingPathComponent("\(name)/result.json")
             return FileManager.default.fileExists(atPath: path) ? try loadResult(path) : nil
+        }
+    }
+}
+
+extension SweepPlan {
+    /// Named grids. `tiny` runs in about a minute (CI runs it through `study`); `small` in under
+    /// half an hour on 2 cores; `paper` is the paper's grid of shapes (36 layers, 16/2 heads, its
+    /// intermediate sizes; byte vocabulary here) at P = 1, 2, 4, 8, for `--emit-jobs` on big machines.
+    public static func preset(_ name: String) -> SweepPlan? {
+        switch name {
+        case "tiny":
+            var plan = SweepPlan(hiddenSizes: [32, 48, 64], streams: [1, 2], seeds: [0], tokens: 65_536)
+            plan.layers = 2
+            plan.prefixTokens = 4
+            plan.sequence = 64
+            plan.evalWindows = 16
+            plan.taskExamples = 0
+            return plan
+        case "small":
+            var plan = SweepPlan(hiddenSizes: [48, 64, 96], streams: [1, 2, 4], seeds: [0, 1], tokens: 1_000_000)
+            plan.evalWindows = 64
+            plan.taskExamples = 100
+            return plan
+        case "paper":
+            let sizes = [896: 4864, 1024: 5504, 1280: 6912, 1536: 8320, 2048: 11008, 2560: 13824]
+            var plan = SweepPlan(hiddenSizes: sizes.keys.sorted(), streams: [1, 2, 4, 8], seeds: [0], tokens: 42_000_000_000)
+            plan.layers = 36
+            plan.heads = 16
+            plan.kvHeads = 2
+            plan.intermediates = sizes
+            plan.prefixTokens = 48
+            plan.sequence = 2048
+            plan.batch = 32
+            return plan
+        default:
+            return nil
         }
     }
 }

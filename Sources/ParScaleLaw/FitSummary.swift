@@ -1,0 +1,27 @@
+import Foundation
+
+/// The fitted law saved by `parscale fit DIR` as DIR/fit.json, read by `cost --fit` and `report`.
+public struct FitSummary: Codable, Sendable {
+    public var E: Double
+    public var A: Double
+    public var alpha: Double
+    public var k: Double
+    public var r2: Double
+    public var intervals: [String: [Double]]
+    public var looError: Double
+    public var points: Int
+
+    public init(E: Double, A: Double, alpha: Double, k: Double, r2: Double, intervals: [String: [Double]], looError: Double, points: Int) {
+        (self.E, self.A, self.alpha, self.k, self.r2) = (E, A, alpha, k, r2)
+        (self.intervals, self.looError, self.points) = (intervals, looError, points)
+    }
+
+    public static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("fit.json") }
+
+    public static func load(_ dir: String) throws -> FitSummary {
+        guard let data = FileManager.default.contents(atPath: path(dir)) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path(dir), NSLocalizedDescriptionKey: "\(path(dir)): no fit yet (run `parscale fit \(dir)`)"])
+        }
+        return try JSONDecoder().decode(FitSummary.self, from: data)
+    }
+}
