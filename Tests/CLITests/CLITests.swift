@@ -211,4 +211,27 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(notP1.status, 0)
         XCTAssertTrue(notP1.err.contains("P = 1"), notP1.err)
     }
+
+    /// The tiny study end to end, as CI runs it: sweep, fit, cost, report.
+    func testTinyStudyWritesItsReport() throws {
+        let dir = temporary().appendingPathComponent("study").path
+        let run = try parscale(["study", "--preset", "tiny", "--out", dir])
+        XCTAssertEqual(run.status, 0, run.err)
+        XCTAssertTrue(run.err.contains("fit: k ="), run.err)
+        XCTAssertTrue(run.out.contains("paper (1.6B, P = 8"), run.out)
+        for file in ["report.html", "report.md", "fit.json", "cost.json", "plan.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + file), file)
+        }
+        let fit = try json(try parscale(["fit", dir, "--samples", "20", "--json"]).out)
+        for key in ["E", "A", "alpha", "k", "r2"] { XCTAssertNotNil(fit[key] as? Double, key) }
+        // A second study run skips every finished run.
+        let again = try parscale(["study", "--preset", "tiny", "--out", dir])
+        XCTAssertEqual(again.err.components(separatedBy: "skipped").count - 1, 6, again.err)
+        let jobs = try parscale(["sweep", "--preset", "tiny", "--out", dir, "--emit-jobs"])
+        XCTAssertEqual(jobs.out.split(separator: "\n").count, 6)
+        XCTAssertTrue(jobs.out.contains("--only h64-p2-s0"), jobs.out)
+        let bad = try parscale(["fit", "/nonexistent/sweep"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("/nonexistent/sweep"), bad.err)
+    }
 }
