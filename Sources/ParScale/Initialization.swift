@@ -42,3 +42,15 @@ public enum Initializer {
         }
     }
 }
+
+extension ParScaleModel {
+    /// A newly initialised model (see `Initializer`) on `backend`.
+    public static func initialized(_ config: ModelConfig, backend: Backend, options: InitOptions) -> ParScaleModel {
+        let layout = ParameterLayout(config)
+        var host = [Float](repeating: 0, count: layout.totalCount)
+        host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: options) }
+        let parameters = backend.allocate(layout.totalCount)
+        host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+        return ParScaleModel(config: config, backend: backend, parameters: parameters)
+    }
+}

@@ -132,16 +132,9 @@ public enum Sweep {
             trainer = try Trainer.resume(runDirectory: runDir, backend: CPUBackend())
             log("\(run.name): resuming at step \(trainer.state.step)")
         } else {
-            let config = plan.config(run)
-            let layout = ParameterLayout(config)
-            var host = [Float](repeating: 0, count: layout.totalCount)
-            host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: run.seed)) }
-            let backend = CPUBackend()
-            let parameters = backend.allocate(layout.totalCount)
-            host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
-            let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
+            let model = ParScaleModel.initialized(plan.config(run), backend: CPUBackend(), options: InitOptions(seed: run.seed))
             trainer = try Trainer.start(runDirectory: runDir, model: model, options: plan.trainingOptions(run))
-            log("\(run.name): N = \(layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
+            log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
         }
         try trainer.run { line in if line.hasPrefix("eval") || line.hasSuffix("0/\(trainer.state.options.steps)") { log("  \(run.name) \(line)") } }
         let e = try trainer.evaluate()

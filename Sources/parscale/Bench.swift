@@ -47,14 +47,8 @@ struct BenchDecode: ParsableCommand {
                 numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: false, parscaleN: P,
                 parscaleNTokens: prefixTokens)
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
-            let backend = CPUBackend()
-            let layout = ParameterLayout(config)
-            var host = [Float](repeating: 0, count: layout.totalCount)
-            host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: 1)) }
-            let parameters = backend.allocate(layout.totalCount)
-            host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
-            host = []
-            let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
+            let model = ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: 1))
+            let layout = model.layout
             var rng = SeededGenerator(seed: 7)
             let promptIds = (0..<prompt).map { _ in Int32(rng.next() % UInt64(vocab)) }
 

@@ -60,7 +60,7 @@ struct BenchTrain: ParsableCommand {
                     vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate, numHiddenLayers: shape.layers,
                     numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads, tieWordEmbeddings: true, parscaleN: P,
                     parscaleNTokens: prefixTokens)
-                let model = try makeInitialisedModel(config, InitOptions(seed: 1))
+                let model = ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: 1))
                 let adam = AdamW(model: model, options: OptimizerOptions())
                 let grads = model.backend.allocate(model.parameters.count)
                 var rng = SeededGenerator(seed: 3)

@@ -55,8 +55,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         let trainer: Trainer
         if resume {
-            trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
-            standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
+            trainer = try TrainingFlags.resume(out)
         } else {
             let preset = size.shape
             let shape = ShapeOptionsValues(
@@ -70,7 +69,7 @@ struct Pretrain: ParsableCommand {
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
             let options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
             let model = try from.map { try Checkpoint.load($0, backend: CPUBackend()) }
-                ?? makeInitialisedModel(config, InitOptions(seed: training.seed, prefixStd: prefixStd))
+                ?? ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: training.seed, prefixStd: prefixStd))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
                 recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale), "initialised_from": from ?? "random"])
@@ -84,17 +83,6 @@ struct Pretrain: ParsableCommand {
 }
 
 struct ShapeOptionsValues { let hidden, layers, heads, kvHeads, intermediate: Int }
-
-/// A randomly initialised model on the CPU backend.
-func makeInitialisedModel(_ config: ModelConfig, _ options: InitOptions) throws -> ParScaleModel {
-    let layout = ParameterLayout(config)
-    let backend = CPUBackend()
-    var host = [Float](repeating: 0, count: layout.totalCount)
-    host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: options) }
-    let parameters = backend.allocate(layout.totalCount)
-    host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
-    return ParScaleModel(config: config, backend: backend, parameters: parameters)
-}
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -185,6 +173,12 @@ struct TrainingFlags: ParsableArguments {
         options.optimizer.clipNorm = clip
         options.optimizer.parscaleLRScale = parscaleLRScale
         return options
+    }
+
+    static func resume(_ out: String) throws -> Trainer {
+        let trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
+        standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
+        return trainer
     }
 
     /// Runs (or continues) `trainer` and reports how it ended.

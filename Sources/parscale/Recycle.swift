@@ -38,8 +38,7 @@ struct Recycle: ParsableCommand {
     func run() throws {
         let trainer: Trainer
         if resume {
-            trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
-            standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
+            trainer = try TrainingFlags.resume(out)
         } else {
             let source = try Checkpoint.load(from!, backend: CPUBackend())
             var options = try training.options(defaultSequence: 128, defaultBatch: 8)

@@ -15,13 +15,7 @@ final class TrainingTests: XCTestCase {
         let config = ModelConfig(
             vocabSize: 256, hiddenSize: 32, intermediateSize: 88, numHiddenLayers: 2, numAttentionHeads: 4,
             numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 4)
-        let layout = ParameterLayout(config)
-        let backend = CPUBackend()
-        var host = [Float](repeating: 0, count: layout.totalCount)
-        host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: InitOptions(seed: seed)) }
-        let parameters = backend.allocate(layout.totalCount)
-        host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
-        return ParScaleModel(config: config, backend: backend, parameters: parameters)
+        return ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: seed))
     }
 
     func options(steps: Int) -> TrainingOptions {
