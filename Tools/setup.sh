@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev libvulkan-dev pkg-config)
+# OpenBLAS (CPU backend), the Vulkan loader and headers, and lavapipe (a Vulkan driver on the CPU,
+# so `parscale devices` and the Vulkan tests run on a machine without a GPU).
+packages=(libopenblas-dev libvulkan-dev pkg-config mesa-vulkan-drivers)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

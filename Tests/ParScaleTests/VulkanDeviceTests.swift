@@ -1,0 +1,45 @@
+import Foundation
+import XCTest
+
+@testable import ParScaleVulkan
+
+final class VulkanDeviceTests: XCTestCase {
+    func info(_ type: String, _ name: String) -> VulkanDeviceInfo {
+        VulkanDeviceInfo(
+            index: 0, name: name, type: type, apiVersion: "1.3.0", deviceLocalBytes: 1 << 30, subgroupSize: 32,
+            maxStorageBufferRange: 1 << 27, maxSharedMemoryBytes: 1 << 15, maxWorkgroupInvocations: 1024)
+    }
+
+    func testAutoPrefersADiscreteGPUAndNeverACPUDevice() {
+        XCTAssertNil(VulkanDeviceInfo.autoChoice([info("cpu", "llvmpipe")]))
+        XCTAssertEqual(VulkanDeviceInfo.autoChoice([info("cpu", "llvmpipe"), info("integrated-gpu", "igpu")])?.name, "igpu")
+        XCTAssertEqual(
+            VulkanDeviceInfo.autoChoice([info("integrated-gpu", "igpu"), info("discrete-gpu", "dgpu"), info("cpu", "lvp")])?.name, "dgpu")
+    }
+
+    /// On lavapipe (installed by Tools/setup.sh): the device is listed, as a CPU device.
+    func testLavapipeIsListedAsACPUDevice() throws {
+        let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+        guard case .available = VulkanLoader.probe(), FileManager.default.fileExists(atPath: icd) else {
+            throw XCTSkip("no Vulkan loader or lavapipe here")
+        }
+        setenv("VK_DRIVER_FILES", icd, 1)
+        defer { unsetenv("VK_DRIVER_FILES") }
+        let devices = try VulkanInstance().devices()
+        let lavapipe = try XCTUnwrap(devices.first { $0.name.contains("llvmpipe") }, "\(devices)")
+        XCTAssertEqual(lavapipe.type, "cpu")
+        XCTAssertGreaterThan(lavapipe.subgroupSize, 0)
+        XCTAssertGreaterThan(lavapipe.maxStorageBufferRange, 0)
+        XCTAssertNil(VulkanDeviceInfo.autoChoice(devices))
+    }
+
+    func testMissingDriverIsOneClearLine() throws {
+        guard case .available = VulkanLoader.probe() else { throw XCTSkip("no Vulkan loader here") }
+        setenv("VK_DRIVER_FILES", "/nonexistent/icd.json", 1)
+        defer { unsetenv("VK_DRIVER_FILES") }
+        XCTAssertThrowsError(try VulkanInstance().devices()) { error in
+            XCTAssertTrue("\(error)".contains("no Vulkan driver found"), "\(error)")
+            XCTAssertFalse("\(error)".contains("\n"))
+        }
+    }
+}
