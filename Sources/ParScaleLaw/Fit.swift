@@ -151,14 +151,14 @@ public enum LawFitter {
         return out
     }
 
-    /// A handful of grid points used (besides warm starts) for leave-one-out and bootstrap refits.
-    static var smallGrid: [[Double]] {
+    /// Three points of the script's grid used (besides the warm start) for leave-one-out and
+    /// bootstrap refits. On bootstrap resamples of the paper's data every one of them reaches the same
+    /// optimum as the full 300-point grid; they are cheap-to-converge and spread out.
+    static var refitGrid: [[Double]] {
         [
-            [exp(-0.5), exp(0), 0.5, 0.4],
             [exp(-1), exp(-2), 0.5, 0.2],
-            [exp(0), exp(2), 0.5, 0.6],
             [exp(-0.5), exp(-4), 1, 0.4],
-            [exp(-1), exp(4), 1.5, 0.8],
+            [exp(-0.5), exp(0), 0.5, 0.4],
         ]
     }
 
@@ -191,29 +191,37 @@ public enum LawFitter {
             let logA = log(A)
             var f = 0.0
             var gE = 0.0, gA = 0.0, gAl = 0.0, gK = 0.0
-            for i in 0..<logN.count {
-                let g = k * logP[i] + 1
-                let logU = logA - logN[i] - log(g)
-                let T = exp(alpha * logU)
-                let pred = E + T
-                let r = log(pred) - logL[i]
-                if !r.isFinite || !T.isFinite {
-                    grad[0] = .nan; grad[1] = .nan; grad[2] = .nan; grad[3] = .nan
-                    return .infinity
+            let ok: Bool = logN.withUnsafeBufferPointer { logN in
+                logP.withUnsafeBufferPointer { logP in
+                    logL.withUnsafeBufferPointer { logL in
+                        for i in 0..<logN.count {
+                            let g = k * logP[i] + 1
+                            let logU = logA - logN[i] - log(g)
+                            let T = exp(alpha * logU)
+                            let pred = E + T
+                            let r = log(pred) - logL[i]
+                            if !r.isFinite || !T.isFinite { return false }
+                            let psi: Double
+                            if abs(r) <= delta {
+                                f += 0.5 * r * r
+                                psi = r
+                            } else {
+                                f += delta * (abs(r) - 0.5 * delta)
+                                psi = r > 0 ? delta : -delta
+                            }
+                            let w = psi / pred
+                            gE += w
+                            gA += w * alpha * T / A
+                            gAl += w * T * logU
+                            gK -= w * alpha * T * logP[i] / g
+                        }
+                        return true
+                    }
                 }
-                let psi: Double
-                if abs(r) <= delta {
-                    f += 0.5 * r * r
-                    psi = r
-                } else {
-                    f += delta * (abs(r) - 0.5 * delta)
-                    psi = r > 0 ? delta : -delta
-                }
-                let w = psi / pred
-                gE += w
-                gA += w * alpha * T / A
-                gAl += w * T * logU
-                gK -= w * alpha * T * logP[i] / g
+            }
+            if !ok {
+                grad[0] = .nan; grad[1] = .nan; grad[2] = .nan; grad[3] = .nan
+                return .infinity
             }
             grad[0] = gE; grad[1] = gA; grad[2] = gAl; grad[3] = gK
             return f
@@ -226,42 +234,25 @@ public enum LawFitter {
     }
 
     struct CoreFit {
-        var x: [Double]          // optimiser units
+        var x: [Double]  // optimiser units (E, A' = A / scale, alpha, k)
         var value: Double
-        var localOptima: [[Double]]  // distinct end points of the runs, best first (a few)
     }
 
-    static let optimizer: BoxLBFGS = {
-        var o = BoxLBFGS.Options()
-        o.maxIterations = 1000
-        return BoxLBFGS(options: o)
-    }()
+    static let optimizer = BoxLBFGS()
 
     /// Runs the optimiser from every start and keeps the best objective (first one wins ties, as the
     /// script's `result.fun < best_func`).
-    static func fitCore(_ problem: Problem, starts: [[Double]], keepOptima: Int = 0) -> CoreFit? {
+    static func fitCore(_ problem: Problem, starts: [[Double]]) -> CoreFit? {
         let lower = [Double](repeating: lowerBound, count: 4)
         let upper = [Double](repeating: .infinity, count: 4)
         var best: BoxLBFGS.Result?
-        var ends: [(x: [Double], f: Double)] = []
         for s in starts {
             let r = optimizer.minimize(x0: s, lower: lower, upper: upper) { x, g in problem.evaluate(x, &g) }
             guard r.value.isFinite else { continue }
-            if keepOptima > 0 { ends.append((r.x, r.value)) }
             if best == nil || r.value < best!.value { best = r }
         }
         guard let b = best else { return nil }
-        var optima: [[Double]] = []
-        if keepOptima > 0 {
-            ends.sort { $0.f < $1.f }
-            for e in ends where optima.count < keepOptima {
-                let distinct = optima.allSatisfy { o in
-                    zip(o, e.x).contains { abs($0 - $1) > 1e-3 * max(abs($0), abs($1), 1e-6) }
-                }
-                if distinct { optima.append(e.x) }
-            }
-        }
-        return CoreFit(x: b.x, value: b.value, localOptima: optima)
+        return CoreFit(x: b.x, value: b.value)
     }
 
     static func parameters(_ x: [Double], scale: Double) -> LawParameters {
@@ -292,7 +283,7 @@ public enum LawFitter {
         try validate(points)
         let scale = scale(for: points)
         let problem = Problem(points: points, scale: scale)
-        guard let core = fitCore(problem, starts: fullGrid, keepOptima: 3) else {
+        guard let core = fitCore(problem, starts: fullGrid) else {
             throw LawError("the fit did not converge from any starting point")
         }
         return (parameters(core.x, scale: scale), core, scale)
@@ -323,8 +314,8 @@ public enum LawFitter {
 
     /// fit + R^2 + leave-one-out + bootstrap.
     ///
-    /// Leave-one-out and bootstrap refits start from the full-data optimum, the two next-best distinct
-    /// local optima of the full grid, and 5 fixed points of the script's grid (8 starts instead of 300).
+    /// Leave-one-out and bootstrap refits start from the full-data optimum (warm start) and 3 fixed
+    /// points of the script's grid (4 starts instead of 300); the lowest objective wins.
     /// Bootstrap: `samples` resamples of the points with replacement (seeded SplitMix64, deterministic,
     /// independent of thread scheduling); with `errors` each resampled loss is also perturbed by
     /// N(0, errors[i]^2) noise (from a separate stream, so the resampling indices do not change).
@@ -342,8 +333,7 @@ public enum LawFitter {
         }
         guard samples >= 0 else { throw LawError("samples must be >= 0, got \(samples)") }
         let (params, core, scale) = try fullFit(points)
-        let warmStarts = core.localOptima.isEmpty ? [core.x] : core.localOptima
-        let refitStarts = warmStarts + smallGrid
+        let refitStarts = [core.x] + refitGrid
         let n = points.count
 
         // leave-one-out
@@ -410,7 +400,7 @@ public enum LawFitter {
     }
 
     /// Deterministic parallel map over 0..<count (each index computed independently).
-    static func parallelMap<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+    static func parallelMap<T>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
         guard count > 0 else { return [] }
         let box = ResultBox<T>(count)
         DispatchQueue.concurrentPerform(iterations: count) { i in

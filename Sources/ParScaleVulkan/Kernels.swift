@@ -1,0 +1,221 @@
+import CVulkan
+import Foundation
+import ParScale
+
+/// Storage of the Vulkan backend: a buffer in host-visible coherent memory, zero-filled.
+public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
+    let device: VulkanDevice
+    let buffer: VkBuffer
+    let memory: VkDeviceMemory
+    public let mapped: UnsafeMutablePointer<Float>
+
+    init(device: VulkanDevice, count: Int) throws {
+        let bytes = max(count, 1) * 4
+        guard bytes <= device.info.maxStorageBufferRange else {
+            throw VulkanUnavailable(
+                "a buffer of \(bytes) bytes exceeds \(device.info.name)'s maxStorageBufferRange of \(device.info.maxStorageBufferRange) bytes")
+        }
+        self.device = device
+        var info = VkBufferCreateInfo(
+            sType: VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, pNext: nil, flags: 0, size: VkDeviceSize(bytes),
+            usage: UInt32(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue), sharingMode: VK_SHARING_MODE_EXCLUSIVE,
+            queueFamilyIndexCount: 0, pQueueFamilyIndices: nil)
+        var buffer: VkBuffer?
+        try check(device.f.createBuffer(device.device, &info, nil, &buffer), "vkCreateBuffer")
+        var requirements = VkMemoryRequirements()
+        device.f.getBufferMemoryRequirements(device.device, buffer, &requirements)
+        var allocation = VkMemoryAllocateInfo(
+            sType: VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext: nil, allocationSize: requirements.size,
+            memoryTypeIndex: device.hostMemoryType)
+        var memory: VkDeviceMemory?
+        try check(device.f.allocateMemory(device.device, &allocation, nil, &memory), "vkAllocateMemory (\(bytes) bytes)")
+        try check(device.f.bindBufferMemory(device.device, buffer, memory, 0), "vkBindBufferMemory")
+        var pointer: UnsafeMutableRawPointer?
+        try check(device.f.mapMemory(device.device, memory, 0, VkDeviceSize(bytes), 0, &pointer), "vkMapMemory")
+        self.buffer = buffer!
+        self.memory = memory!
+        mapped = pointer!.bindMemory(to: Float.self, capacity: max(count, 1))
+        mapped.initialize(repeating: 0, count: max(count, 1))
+        super.init(count: count)
+    }
+
+    deinit {
+        device.f.destroyBuffer(device.device, buffer, nil)
+        device.f.freeMemory(device.device, memory, nil)
+    }
+}
+
+/// An algorithm: one compute shader with its storage-buffer bindings and push-constant size.
+final class VulkanKernel {
+    let device: VulkanDevice
+    let setLayout: VkDescriptorSetLayout
+    let layout: VkPipelineLayout
+    let pipeline: VkPipeline
+    let bindings: Int
+
+    init(device: VulkanDevice, spirv base64: String, bindings: Int, pushConstantBytes: Int) throws {
+        self.device = device
+        self.bindings = bindings
+        let code = Data(base64Encoded: base64)!
+        var module: VkShaderModule?
+        try code.withUnsafeBytes { raw in
+            var info = VkShaderModuleCreateInfo(
+                sType: VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, pNext: nil, flags: 0, codeSize: code.count,
+                pCode: raw.bindMemory(to: UInt32.self).baseAddress)
+            try check(device.f.createShaderModule(device.device, &info, nil, &module), "vkCreateShaderModule")
+        }
+        defer { device.f.destroyShaderModule(device.device, module, nil) }
+        var layoutBindings = (0..<bindings).map {
+            VkDescriptorSetLayoutBinding(
+                binding: UInt32($0), descriptorType: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: 1,
+                stageFlags: UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), pImmutableSamplers: nil)
+        }
+        var setInfo = VkDescriptorSetLayoutCreateInfo(
+            sType: VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, pNext: nil, flags: 0, bindingCount: UInt32(bindings),
+            pBindings: &layoutBindings)
+        var setLayout: VkDescriptorSetLayout?
+        try check(device.f.createDescriptorSetLayout(device.device, &setInfo, nil, &setLayout), "vkCreateDescriptorSetLayout")
+        self.setLayout = setLayout!
+        var range = VkPushConstantRange(stageFlags: UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), offset: 0, size: UInt32(pushConstantBytes))
+        var layoutInfo = VkPipelineLayoutCreateInfo(
+            sType: VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, pNext: nil, flags: 0, setLayoutCount: 1,
+            pSetLayouts: &setLayout, pushConstantRangeCount: 1, pPushConstantRanges: &range)
+        var layout: VkPipelineLayout?
+        try check(device.f.createPipelineLayout(device.device, &layoutInfo, nil, &layout), "vkCreatePipelineLayout")
+        self.layout = layout!
+        var pipeline: VkPipeline?
+        try "main".withCString { entry in
+            var stage = VkPipelineShaderStageCreateInfo(
+                sType: VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, pNext: nil, flags: 0,
+                stage: VK_SHADER_STAGE_COMPUTE_BIT, module: module, pName: entry, pSpecializationInfo: nil)
+            var info = VkComputePipelineCreateInfo(
+                sType: VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, pNext: nil, flags: 0, stage: stage, layout: layout,
+                basePipelineHandle: nil, basePipelineIndex: -1)
+            _ = stage
+            try check(device.f.createComputePipelines(device.device, nil, 1, &info, nil, &pipeline), "vkCreateComputePipelines")
+        }
+        self.pipeline = pipeline!
+    }
+
+    deinit {
+        device.f.destroyPipeline(device.device, pipeline, nil)
+        device.f.destroyPipelineLayout(device.device, layout, nil)
+        device.f.destroyDescriptorSetLayout(device.device, setLayout, nil)
+    }
+}
+
+/// A sequence: dispatches recorded into one command buffer with a barrier after each (the next
+/// may read what this one wrote), submitted once and waited for with one fence.
+final class VulkanSequence {
+    let device: VulkanDevice
+    let pool: VkDescriptorPool
+    let commands: VkCommandBuffer
+
+    init(device: VulkanDevice, maxDispatches: Int, maxBindings: Int) throws {
+        self.device = device
+        var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(maxDispatches * maxBindings))
+        var poolInfo = VkDescriptorPoolCreateInfo(
+            sType: VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, pNext: nil, flags: 0, maxSets: UInt32(maxDispatches),
+            poolSizeCount: 1, pPoolSizes: &size)
+        var pool: VkDescriptorPool?
+        try check(device.f.createDescriptorPool(device.device, &poolInfo, nil, &pool), "vkCreateDescriptorPool")
+        self.pool = pool!
+        var allocate = VkCommandBufferAllocateInfo(
+            sType: VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, pNext: nil, commandPool: device.commandPool,
+            level: VK_COMMAND_BUFFER_LEVEL_PRIMARY, commandBufferCount: 1)
+        var commands: VkCommandBuffer?
+        try check(device.f.allocateCommandBuffers(device.device, &allocate, &commands), "vkAllocateCommandBuffers")
+        self.commands = commands!
+        var begin = VkCommandBufferBeginInfo(
+            sType: VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, pNext: nil,
+            flags: UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue), pInheritanceInfo: nil)
+        try check(device.f.beginCommandBuffer(commands, &begin), "vkBeginCommandBuffer")
+    }
+
+    deinit {
+        var c: VkCommandBuffer? = commands
+        device.f.freeCommandBuffers(device.device, device.commandPool, 1, &c)
+        device.f.destroyDescriptorPool(device.device, pool, nil)
+    }
+
+    func dispatch<Push>(_ kernel: VulkanKernel, buffers: [VulkanBuffer], push: Push, groups: (Int, Int, Int)) throws {
+        precondition(buffers.count == kernel.bindings)
+        var setLayout: VkDescriptorSetLayout? = kernel.setLayout
+        var allocate = VkDescriptorSetAllocateInfo(
+            sType: VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, pNext: nil, descriptorPool: pool, descriptorSetCount: 1,
+            pSetLayouts: &setLayout)
+        var set: VkDescriptorSet?
+        try check(device.f.allocateDescriptorSets(device.device, &allocate, &set), "vkAllocateDescriptorSets")
+        var infos = buffers.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: 0, range: VkDeviceSize(VK_WHOLE_SIZE)) }
+        infos.withUnsafeMutableBufferPointer { infoPointer in
+            var writes = (0..<buffers.count).map { i in
+                VkWriteDescriptorSet(
+                    sType: VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, pNext: nil, dstSet: set, dstBinding: UInt32(i),
+                    dstArrayElement: 0, descriptorCount: 1, descriptorType: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                    pImageInfo: nil, pBufferInfo: infoPointer.baseAddress! + i, pTexelBufferView: nil)
+            }
+            device.f.updateDescriptorSets(device.device, UInt32(writes.count), &writes, 0, nil)
+        }
+        device.f.cmdBindPipeline(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
+        device.f.cmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nil)
+        var value = push
+        device.f.cmdPushConstants(
+            commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(MemoryLayout<Push>.size), &value)
+        device.f.cmdDispatch(commands, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        var barrier = VkMemoryBarrier(
+            sType: VK_STRUCTURE_TYPE_MEMORY_BARRIER, pNext: nil,
+            srcAccessMask: UInt32(VK_ACCESS_SHADER_WRITE_BIT.rawValue),
+            dstAccessMask: UInt32(VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_HOST_READ_BIT.rawValue))
+        device.f.cmdPipelineBarrier(
+            commands, UInt32(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue),
+            UInt32(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &barrier, 0, nil, 0, nil)
+    }
+
+    /// Submits everything recorded and waits for it.
+    func run() throws {
+        try check(device.f.endCommandBuffer(commands), "vkEndCommandBuffer")
+        var fenceInfo = VkFenceCreateInfo(sType: VK_STRUCTURE_TYPE_FENCE_CREATE_INFO, pNext: nil, flags: 0)
+        var fence: VkFence?
+        try check(device.f.createFence(device.device, &fenceInfo, nil, &fence), "vkCreateFence")
+        defer { device.f.destroyFence(device.device, fence, nil) }
+        var c: VkCommandBuffer? = commands
+        var submit = VkSubmitInfo(
+            sType: VK_STRUCTURE_TYPE_SUBMIT_INFO, pNext: nil, waitSemaphoreCount: 0, pWaitSemaphores: nil,
+            pWaitDstStageMask: nil, commandBufferCount: 1, pCommandBuffers: &c, signalSemaphoreCount: 0, pSignalSemaphores: nil)
+        try check(device.f.queueSubmit(device.queue, 1, &submit, fence), "vkQueueSubmit")
+        try check(device.f.waitForFences(device.device, 1, &fence, 1, UInt64.max), "vkWaitForFences")
+    }
+}
+
+/// Push constants of Shaders/linear.comp (same order and types as its `Push` block).
+struct LinearPush {
+    var m: UInt32, n: UInt32, k: UInt32
+    var xOffset: UInt32, wOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
+    var flags: UInt32  // 1: accumulate, 2: bias
+}
+
+/// The ops implemented on Vulkan so far, each checked against the CPU backend in the tests.
+public final class VulkanOps {
+    public let device: VulkanDevice
+    let linearKernel: VulkanKernel
+
+    public init(device: VulkanDevice) throws {
+        self.device = device
+        linearKernel = try VulkanKernel(device: device, spirv: SPIRV.linear, bindings: 4, pushConstantBytes: MemoryLayout<LinearPush>.size)
+    }
+
+    public func buffer(_ count: Int) throws -> VulkanBuffer { try VulkanBuffer(device: device, count: count) }
+
+    /// out[rows, outDim] (+)= x W^T (+ bias): element offsets into the buffers, as the CPU op's views.
+    public func linear(
+        x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
+    ) throws {
+        let sequence = try VulkanSequence(device: device, maxDispatches: 1, maxBindings: 4)
+        let push = LinearPush(
+            m: UInt32(rows), n: UInt32(outDim), k: UInt32(inDim), xOffset: UInt32(x.offset), wOffset: UInt32(weight.offset),
+            outOffset: UInt32(out.offset), biasOffset: UInt32(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0))
+        let buffers = [x, weight, out, bias ?? out].map { $0.buffer as! VulkanBuffer }
+        try sequence.dispatch(linearKernel, buffers: buffers, push: push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
+        try sequence.run()
+    }
+}

@@ -1,0 +1,172 @@
+import CVulkan
+import Foundation
+import ParScale
+
+/// The manager: one logical device with a compute queue, its function table, and the memory
+/// types used for buffers.
+public final class VulkanDevice {
+    public let instance: VulkanInstance
+    public let info: VulkanDeviceInfo
+    let physical: VkPhysicalDevice
+    let device: VkDevice
+    let queue: VkQueue
+    let queueFamily: UInt32
+    let commandPool: VkCommandPool
+    let hostMemoryType: UInt32
+    let f: DeviceFunctions
+
+    /// Opens device `index` (see `VulkanInstance.devices()`).
+    public init(instance: VulkanInstance, index: Int) throws {
+        self.instance = instance
+        let infos = try instance.devices()
+        guard index >= 0, index < infos.count else {
+            throw VulkanUnavailable("Vulkan device \(index) does not exist (\(infos.count) found)")
+        }
+        info = infos[index]
+        let enumerate = instance.function("vkEnumeratePhysicalDevices", as: PFN_vkEnumeratePhysicalDevices?.self)!
+        var count: UInt32 = 0
+        _ = enumerate(instance.handle, &count, nil)
+        var all = [VkPhysicalDevice?](repeating: nil, count: Int(count))
+        _ = enumerate(instance.handle, &count, &all)
+        physical = all[index]!
+        // A queue family with compute.
+        let familyProperties = instance.function("vkGetPhysicalDeviceQueueFamilyProperties", as: PFN_vkGetPhysicalDeviceQueueFamilyProperties?.self)!
+        var familyCount: UInt32 = 0
+        familyProperties(physical, &familyCount, nil)
+        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
+        familyProperties(physical, &familyCount, &families)
+        guard let family = families.firstIndex(where: { $0.queueFlags & UInt32(VK_QUEUE_COMPUTE_BIT.rawValue) != 0 }) else {
+            throw VulkanUnavailable("\(info.name) has no compute queue")
+        }
+        queueFamily = UInt32(family)
+        var priority: Float = 1
+        var queueInfo = VkDeviceQueueCreateInfo(
+            sType: VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, pNext: nil, flags: 0, queueFamilyIndex: queueFamily,
+            queueCount: 1, pQueuePriorities: &priority)
+        var deviceInfo = VkDeviceCreateInfo(
+            sType: VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, pNext: nil, flags: 0, queueCreateInfoCount: 1,
+            pQueueCreateInfos: &queueInfo, enabledLayerCount: 0, ppEnabledLayerNames: nil, enabledExtensionCount: 0,
+            ppEnabledExtensionNames: nil, pEnabledFeatures: nil)
+        let createDevice = instance.function("vkCreateDevice", as: PFN_vkCreateDevice?.self)!
+        var device: VkDevice?
+        let result = createDevice(physical, &deviceInfo, nil, &device)
+        guard result == VK_SUCCESS, let device else {
+            throw VulkanUnavailable("vkCreateDevice failed on \(info.name) (VkResult \(result.rawValue))")
+        }
+        self.device = device
+        let getDeviceProcAddr = instance.function("vkGetDeviceProcAddr", as: PFN_vkGetDeviceProcAddr?.self)!
+        f = try DeviceFunctions(device: device, lookup: getDeviceProcAddr)
+        var queue: VkQueue?
+        f.getDeviceQueue(device, queueFamily, 0, &queue)
+        self.queue = queue!
+        var poolInfo = VkCommandPoolCreateInfo(
+            sType: VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO, pNext: nil,
+            flags: UInt32(VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue), queueFamilyIndex: queueFamily)
+        var pool: VkCommandPool?
+        try check(f.createCommandPool(device, &poolInfo, nil, &pool), "vkCreateCommandPool")
+        commandPool = pool!
+        // Host-visible, coherent memory: simple and right for lavapipe and integrated GPUs; a
+        // device-local path with staging comes with the full backend.
+        let memoryProperties = instance.function("vkGetPhysicalDeviceMemoryProperties", as: PFN_vkGetPhysicalDeviceMemoryProperties?.self)!
+        var memory = VkPhysicalDeviceMemoryProperties()
+        memoryProperties(physical, &memory)
+        let wanted = UInt32(VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue)
+        let types = withUnsafeBytes(of: memory.memoryTypes) { Array($0.bindMemory(to: VkMemoryType.self).prefix(Int(memory.memoryTypeCount))) }
+        guard let type = types.firstIndex(where: { $0.propertyFlags & wanted == wanted }) else {
+            throw VulkanUnavailable("\(info.name) has no host-visible coherent memory")
+        }
+        hostMemoryType = UInt32(type)
+    }
+
+    deinit {
+        f.destroyCommandPool(device, commandPool, nil)
+        f.destroyDevice(device, nil)
+    }
+}
+
+func check(_ result: VkResult, _ what: String) throws {
+    guard result == VK_SUCCESS else { throw VulkanUnavailable("\(what) failed (VkResult \(result.rawValue))") }
+}
+
+/// Device-level functions, looked up once.
+struct DeviceFunctions {
+    let destroyDevice: PFN_vkDestroyDevice
+    let getDeviceQueue: PFN_vkGetDeviceQueue
+    let createCommandPool: PFN_vkCreateCommandPool
+    let destroyCommandPool: PFN_vkDestroyCommandPool
+    let createBuffer: PFN_vkCreateBuffer
+    let destroyBuffer: PFN_vkDestroyBuffer
+    let getBufferMemoryRequirements: PFN_vkGetBufferMemoryRequirements
+    let allocateMemory: PFN_vkAllocateMemory
+    let freeMemory: PFN_vkFreeMemory
+    let bindBufferMemory: PFN_vkBindBufferMemory
+    let mapMemory: PFN_vkMapMemory
+    let createShaderModule: PFN_vkCreateShaderModule
+    let destroyShaderModule: PFN_vkDestroyShaderModule
+    let createDescriptorSetLayout: PFN_vkCreateDescriptorSetLayout
+    let destroyDescriptorSetLayout: PFN_vkDestroyDescriptorSetLayout
+    let createPipelineLayout: PFN_vkCreatePipelineLayout
+    let destroyPipelineLayout: PFN_vkDestroyPipelineLayout
+    let createComputePipelines: PFN_vkCreateComputePipelines
+    let destroyPipeline: PFN_vkDestroyPipeline
+    let createDescriptorPool: PFN_vkCreateDescriptorPool
+    let destroyDescriptorPool: PFN_vkDestroyDescriptorPool
+    let allocateDescriptorSets: PFN_vkAllocateDescriptorSets
+    let updateDescriptorSets: PFN_vkUpdateDescriptorSets
+    let allocateCommandBuffers: PFN_vkAllocateCommandBuffers
+    let freeCommandBuffers: PFN_vkFreeCommandBuffers
+    let beginCommandBuffer: PFN_vkBeginCommandBuffer
+    let endCommandBuffer: PFN_vkEndCommandBuffer
+    let cmdBindPipeline: PFN_vkCmdBindPipeline
+    let cmdBindDescriptorSets: PFN_vkCmdBindDescriptorSets
+    let cmdPushConstants: PFN_vkCmdPushConstants
+    let cmdDispatch: PFN_vkCmdDispatch
+    let cmdPipelineBarrier: PFN_vkCmdPipelineBarrier
+    let queueSubmit: PFN_vkQueueSubmit
+    let createFence: PFN_vkCreateFence
+    let destroyFence: PFN_vkDestroyFence
+    let waitForFences: PFN_vkWaitForFences
+
+    init(device: VkDevice, lookup: PFN_vkGetDeviceProcAddr) throws {
+        func load<T>(_ name: String) throws -> T {
+            guard let pointer = lookup(device, name) else { throw VulkanUnavailable("the Vulkan driver lacks \(name)") }
+            return unsafeBitCast(pointer, to: T.self)
+        }
+        destroyDevice = try load("vkDestroyDevice")
+        getDeviceQueue = try load("vkGetDeviceQueue")
+        createCommandPool = try load("vkCreateCommandPool")
+        destroyCommandPool = try load("vkDestroyCommandPool")
+        createBuffer = try load("vkCreateBuffer")
+        destroyBuffer = try load("vkDestroyBuffer")
+        getBufferMemoryRequirements = try load("vkGetBufferMemoryRequirements")
+        allocateMemory = try load("vkAllocateMemory")
+        freeMemory = try load("vkFreeMemory")
+        bindBufferMemory = try load("vkBindBufferMemory")
+        mapMemory = try load("vkMapMemory")
+        createShaderModule = try load("vkCreateShaderModule")
+        destroyShaderModule = try load("vkDestroyShaderModule")
+        createDescriptorSetLayout = try load("vkCreateDescriptorSetLayout")
+        destroyDescriptorSetLayout = try load("vkDestroyDescriptorSetLayout")
+        createPipelineLayout = try load("vkCreatePipelineLayout")
+        destroyPipelineLayout = try load("vkDestroyPipelineLayout")
+        createComputePipelines = try load("vkCreateComputePipelines")
+        destroyPipeline = try load("vkDestroyPipeline")
+        createDescriptorPool = try load("vkCreateDescriptorPool")
+        destroyDescriptorPool = try load("vkDestroyDescriptorPool")
+        allocateDescriptorSets = try load("vkAllocateDescriptorSets")
+        updateDescriptorSets = try load("vkUpdateDescriptorSets")
+        allocateCommandBuffers = try load("vkAllocateCommandBuffers")
+        freeCommandBuffers = try load("vkFreeCommandBuffers")
+        beginCommandBuffer = try load("vkBeginCommandBuffer")
+        endCommandBuffer = try load("vkEndCommandBuffer")
+        cmdBindPipeline = try load("vkCmdBindPipeline")
+        cmdBindDescriptorSets = try load("vkCmdBindDescriptorSets")
+        cmdPushConstants = try load("vkCmdPushConstants")
+        cmdDispatch = try load("vkCmdDispatch")
+        cmdPipelineBarrier = try load("vkCmdPipelineBarrier")
+        queueSubmit = try load("vkQueueSubmit")
+        createFence = try load("vkCreateFence")
+        destroyFence = try load("vkDestroyFence")
+        waitForFences = try load("vkWaitForFences")
+    }
+}

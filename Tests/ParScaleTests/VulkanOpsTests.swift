@@ -1,0 +1,77 @@
+import Foundation
+import XCTest
+
+@testable import ParScale
+@testable import ParScaleVulkan
+
+/// Vulkan ops against the CPU backend, on lavapipe (installed by Tools/setup.sh).
+final class VulkanOpsTests: XCTestCase {
+    func lavapipe() throws -> VulkanOps {
+        let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+        guard case .available = VulkanLoader.probe(), FileManager.default.fileExists(atPath: icd) else {
+            throw XCTSkip("no Vulkan loader or lavapipe here")
+        }
+        setenv("VK_DRIVER_FILES", icd, 1)
+        setenv("LP_NUM_THREADS", "0", 0)  // lavapipe: run on the submitting thread (fast small dispatches)
+        defer { unsetenv("VK_DRIVER_FILES") }
+        let instance = try VulkanInstance()
+        let index = try XCTUnwrap(try instance.devices().firstIndex { $0.name.contains("llvmpipe") })
+        return try VulkanOps(device: VulkanDevice(instance: instance, index: index))
+    }
+
+    /// Awkward sizes (not multiples of the 32 x 32 tiles), offsets into shared buffers, bias and accumulate.
+    func testLinearMatchesTheCPUBackend() throws {
+        let ops = try lavapipe()
+        var rng = SeededGenerator(seed: 21)
+        for (rows, inDim, outDim) in [(1, 7, 5), (13, 37, 29), (45, 64, 33)] {
+            for (useBias, accumulate) in [(false, false), (true, false), (true, true)] {
+                let pad = 3
+                let x = (0..<rows * inDim).map { _ in rng.nextUniform() - 0.5 }
+                let w = (0..<outDim * inDim).map { _ in rng.nextUniform() - 0.5 }
+                let bias = (0..<outDim).map { _ in rng.nextUniform() - 0.5 }
+                let previous = (0..<rows * outDim).map { _ in rng.nextUniform() - 0.5 }
+                // One parameter buffer holding bias and w at odd offsets, as the flat layout does.
+                let params = try ops.buffer(pad + outDim + w.count)
+                let input = try ops.buffer(x.count), output = try ops.buffer(pad + previous.count)
+                (params.mapped + pad).update(from: bias, count: outDim)
+                (params.mapped + pad + outDim).update(from: w, count: w.count)
+                input.mapped.update(from: x, count: x.count)
+                (output.mapped + pad).update(from: previous, count: previous.count)
+                try ops.linear(
+                    x: Tensor(buffer: input), weight: Tensor(buffer: params, offset: pad + outDim, count: w.count),
+                    bias: useBias ? Tensor(buffer: params, offset: pad, count: outDim) : nil,
+                    out: Tensor(buffer: output, offset: pad, count: previous.count), rows: rows, inDim: inDim, outDim: outDim,
+                    accumulate: accumulate)
+                var expected = previous
+                x.withUnsafeBufferPointer { xp in
+                    w.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            expected.withUnsafeMutableBufferPointer { ep in
+                                LinearOps.forward(
+                                    x: xp.baseAddress!, weight: wp.baseAddress!, bias: useBias ? bp.baseAddress! : nil, out: ep.baseAddress!,
+                                    rows: rows, inDim: inDim, outDim: outDim, accumulate: accumulate)
+                            }
+                        }
+                    }
+                }
+                let ours = Array(UnsafeBufferPointer(start: output.mapped + pad, count: previous.count))
+                assertClose(ours, expected, "vulkan linear \(rows)x\(inDim)x\(outDim) bias \(useBias) acc \(accumulate)", tolerance: 1e-5)
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: output.mapped, count: pad)), [0, 0, 0], "nothing written before the view")
+            }
+        }
+    }
+
+    /// The committed SPIR-V matches Shaders/ (where glslc is installed).
+    func testShippedSPIRVIsUpToDate() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/glslc") else { throw XCTSkip("glslc not installed") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [TestPaths.packageRoot.appendingPathComponent("Tools/build-shaders.sh").path, "--check"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+}
