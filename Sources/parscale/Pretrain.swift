@@ -94,7 +94,8 @@ struct Eval: ParsableCommand {
             """)
 
     @OptionGroup var options: ModelOptions
-    @Option(help: "UTF-8 text file or folder (default: the built-in synthetic corpus).") var data: String?
+    @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
+    @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus = .synthetic
     @Option(help: "Seed of the synthetic corpus.") var seed: UInt64 = 0
     @Option(help: "Tokens per validation window.") var seq: Int = 128
     @Option(help: "Validation windows.") var windows: Int = 64
@@ -103,9 +104,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let model = try options.load()
-        let spec = data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed)
-        let corpus = try data.map { try TextCorpus(path: $0) }
-        let e = try Evaluator.evaluate(model: model, data: spec, corpus: corpus, windows: windows, sequence: seq, taskExamples: taskExamples)
+        let spec = corpus.spec(data: data, seed: seed)
+        let text = try corpus.corpus(data: data)
+        let e = try Evaluator.evaluate(model: model, data: spec, corpus: text, windows: windows, sequence: seq, taskExamples: taskExamples)
         if json {
             printJSON(e.json)
         } else {
@@ -139,7 +140,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
     @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator.") var parscaleLRScale: Double = 1
     @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
-    @Option(help: "UTF-8 text file or folder to train on (default: the built-in synthetic corpus).") var data: String?
+    @Option(help: "UTF-8 text file or folder to train on (overrides --corpus).") var data: String?
+    @Option(help: "Built-in corpus: synthetic (reasoning tasks) or code (the Swift toolchain's interface files).") var corpus: BuiltinCorpus = .synthetic
     @Option(name: .customLong("eval-every"), help: "Evaluate every K steps (default: 10 times per run).") var evalEvery: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
@@ -153,7 +155,7 @@ struct TrainingFlags: ParsableArguments {
         if !(lr > 0) { throw ValidationError("--lr must be positive, got \(lr)") }
     }
 
-    var dataSpec: DataSpec { data.map { DataSpec.text($0, seed: seed) } ?? .synthetic(seed: seed) }
+    var dataSpec: DataSpec { corpus.spec(data: data, seed: seed) }
 
     func options(defaultSequence: Int, defaultBatch: Int) throws -> TrainingOptions {
         var options = TrainingOptions()
@@ -192,5 +194,21 @@ struct TrainingFlags: ParsableArguments {
                 evaluation.validationLoss, evaluation.bitsPerByte,
                 evaluation.taskAccuracy.map { String(format: ", task accuracy %.1f%%", 100 * $0) } ?? "", trainer.checkpointDirectory))
         }
+    }
+}
+
+/// `--corpus`: the built-in data sets, needing no download.
+enum BuiltinCorpus: String, ExpressibleByArgument, CaseIterable {
+    case synthetic, code
+
+    /// --data wins over --corpus.
+    func spec(data: String?, seed: UInt64) -> DataSpec {
+        if let data { return .text(data, seed: seed) }
+        return self == .code ? .text(TextCorpus.builtinCode, seed: seed) : .synthetic(seed: seed)
+    }
+
+    func corpus(data: String?) throws -> TextCorpus? {
+        if let data { return try TextCorpus(path: data) }
+        return self == .code ? try TextCorpus(path: TextCorpus.builtinCode) : nil
     }
 }

@@ -43,7 +43,7 @@ struct Recycle: ParsableCommand {
             let source = try Checkpoint.load(from!, backend: CPUBackend())
             var options = try training.options(defaultSequence: 128, defaultBatch: 8)
             options.freezeBackbone = freezeBackbone
-            let corpus = try training.data.map { try TextCorpus(path: $0) }
+            let corpus = try training.corpus.corpus(data: training.data)
             var recycleOptions = RecycleOptions(streams: streams)
             recycleOptions.prefixTokens = prefixTokens
             recycleOptions.prefixInit = prefixInit

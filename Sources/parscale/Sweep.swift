@@ -28,7 +28,8 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Tokens per sequence.") var seq: Int?
     @Option(help: "Sequences per batch.") var batch: Int?
     @Option(help: "Peak learning rate.") var lr: Double?
-    @Option(help: "UTF-8 text file or folder (default: the built-in synthetic corpus).") var data: String?
+    @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
+    @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus?
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them.") var emitJobs = false
 
@@ -52,7 +53,7 @@ struct SweepCommand: ParsableCommand {
         if let seq { plan.sequence = seq }
         if let batch { plan.batch = batch }
         if let lr { plan.learningRate = lr }
-        if let data { plan.data = .text(data, seed: 0) }
+        if data != nil || corpus != nil { plan.data = (corpus ?? .synthetic).spec(data: data, seed: 0) }
         guard !plan.hiddenSizes.isEmpty, plan.streams.allSatisfy({ $0 >= 1 }), plan.tokens > 0 else {
             throw ValidationError("the grid needs sizes, P >= 1 and a positive token budget")
         }

@@ -173,3 +173,17 @@ enum TestData {
     static let referenceDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
 }
+
+final class CodeCorpusTests: XCTestCase {
+    /// The built-in code corpus: the toolchain's .swiftinterface files, duplicates dropped, split by file.
+    func testBuiltinCodeCorpusIsTheToolchainsInterfacesWithoutDuplicates() throws {
+        guard TextCorpus.builtinCodeRoot() != nil else { throw XCTSkip("no Swift toolchain folder found") }
+        let corpus = try TextCorpus(path: TextCorpus.builtinCode)
+        XCTAssertTrue(corpus.files.allSatisfy { $0.hasSuffix(".swiftinterface") })
+        XCTAssertGreaterThan(corpus.train.count, 1_000_000)
+        XCTAssertGreaterThan(corpus.validation.count, 10_000)
+        XCTAssertTrue(String(decoding: corpus.train.prefix(100_000), as: UTF8.self).contains("public func"))
+        let again = try TextCorpus(path: TextCorpus.builtinCode)
+        XCTAssertEqual(again.validation, corpus.validation, "deterministic")
+    }
+}

@@ -33,6 +33,10 @@ public struct TextCorpus: Sendable {
     public let splitByFile: Bool
 
     public init(path: String, minimumBytes: Int = 4096) throws {
+        if path == Self.builtinCode {
+            self = try Self.loadBuiltinCode(minimumBytes: minimumBytes)
+            return
+        }
         let minimum = max(1, minimumBytes)
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
@@ -60,6 +64,11 @@ public struct TextCorpus: Sendable {
             }
             read.append(((path as NSString).lastPathComponent, bytes))
         }
+        try self.init(path: path, read: read, minimum: minimum)
+    }
+
+    /// Splits files already read (sorted by relative path) into training and validation text.
+    private init(path: String, read: [(relative: String, bytes: [UInt8])], minimum: Int) throws {
         let total = read.reduce(0) { $0 + $1.bytes.count + 1 }
         guard total >= 2 * minimum else {
             throw DataError(
@@ -98,6 +107,47 @@ public struct TextCorpus: Sendable {
         self.fileCount = read.count
         self.files = read.map(\.relative)
         self.splitByFile = byFile
+    }
+
+    /// `--corpus code`: the Swift toolchain's own `.swiftinterface` files (about 8 MB of Swift
+    /// declarations once duplicates are dropped), present wherever this project builds, so the
+    /// code corpus needs no download. The toolchain is found from PARSCALE_CODE_CORPUS, the
+    /// `swift` on PATH, or /opt/swift and /usr.
+    public static let builtinCode = "builtin:code"
+
+    static func builtinCodeRoot() -> String? {
+        var candidates: [String] = []
+        if let override = ProcessInfo.processInfo.environment["PARSCALE_CODE_CORPUS"] { candidates.append(override) }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let swift = URL(fileURLWithPath: String(dir)).appendingPathComponent("swift")
+            if FileManager.default.isExecutableFile(atPath: swift.path) {
+                candidates.append(swift.resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("lib/swift").path)
+            }
+        }
+        candidates += ["/opt/swift/usr/lib/swift", "/usr/lib/swift"]
+        return candidates.first { root in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+    }
+
+    static func loadBuiltinCode(minimumBytes: Int) throws -> TextCorpus {
+        guard let root = builtinCodeRoot() else {
+            throw DataError("--corpus code: no Swift toolchain found (set PARSCALE_CODE_CORPUS to its usr/lib/swift folder)")
+        }
+        var candidates: [String] = []
+        collect(root: root, relative: "", into: &candidates)
+        candidates = candidates.filter { $0.hasSuffix(".swiftinterface") }
+        candidates.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var seen = Set<UInt64>()
+        var read: [(relative: String, bytes: [UInt8])] = []
+        for relative in candidates {
+            guard let bytes = readText((root as NSString).appendingPathComponent(relative)) else { continue }
+            if seen.insert(FNV1a.hash(bytes)).inserted { read.append((relative, bytes)) }  // drop duplicate files
+        }
+        guard !read.isEmpty else { throw DataError("--corpus code: no .swiftinterface files under \(root)") }
+        return try TextCorpus(path: builtinCode, read: read, minimum: max(1, minimumBytes))
     }
 
     /// Relative paths of the regular, non-hidden files under `root`/`relative`.
