@@ -37,9 +37,9 @@ public struct AttentionShape: Sendable, Equatable {
     public var qkvStride: Int { (heads + 2 * kvHeads) * headDim }
 }
 
-/// The ops the model is written in. One implementation per backend; the model's forward
-/// (and, later, backward) is a sequence of these calls over flat float buffers.
-public protocol Backend: AnyObject {
+/// The forward ops the model is written in: enough for inference. One implementation per
+/// backend; the model's forward is a sequence of these calls over flat float buffers.
+public protocol InferenceBackend: AnyObject {
     var name: String { get }
     func allocate(_ count: Int) -> Tensor  // zero-filled
     func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor)
@@ -78,6 +78,11 @@ public protocol Backend: AnyObject {
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float)
 
+}
+
+/// A backend that also trains: the backward ops (each the gradient of the forward op of the same
+/// name) and the optimizer's.
+public protocol Backend: InferenceBackend {
     // MARK: backward (each the gradient of the forward op of the same name; parameter
     // gradients are ADDED to, llm.c style, so tied and shared tensors just work)
 

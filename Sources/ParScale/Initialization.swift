@@ -45,7 +45,7 @@ public enum Initializer {
 
 extension ParScaleModel {
     /// A newly initialised model (see `Initializer`) on `backend`.
-    public static func initialized(_ config: ModelConfig, backend: Backend, options: InitOptions) -> ParScaleModel {
+    public static func initialized(_ config: ModelConfig, backend: InferenceBackend, options: InitOptions) -> ParScaleModel {
         let layout = ParameterLayout(config)
         var host = [Float](repeating: 0, count: layout.totalCount)
         host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: options) }

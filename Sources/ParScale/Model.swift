@@ -27,13 +27,13 @@ public struct ModelError: Error, CustomStringConvertible {
 public final class ParScaleModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
-    public let backend: Backend
+    public let backend: InferenceBackend
     /// All parameters, one flat buffer in `layout` order.
     public let parameters: Tensor
     private var inference: Activations?
     var training: TrainingWorkspace?
 
-    public init(config: ModelConfig, backend: Backend, parameters: Tensor) {
+    public init(config: ModelConfig, backend: InferenceBackend, parameters: Tensor) {
         precondition(parameters.count == ParameterLayout(config).totalCount)
         self.config = config
         self.layout = ParameterLayout(config)
@@ -205,7 +205,7 @@ public final class ParScaleModel {
 
         /// `keepEveryLayer`: training (distinct buffers per layer, residual stream kept per layer);
         /// otherwise one set serves every layer and the residual stream is updated in place.
-        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
+        init(config c: ModelConfig, backend: InferenceBackend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
             self.rows = rows
             self.sequenceRows = n
             self.outRows = outRows

@@ -10,8 +10,8 @@ final class TrainingWorkspace {
     let dResidual, dH, dQKV, dAttn, dGateUp, dAct, dKeys, dValues: Tensor
     let dNormed, dY, dFeat, dAggAct, dAggPre, dAggLogits, dEmbedded: Tensor
 
-    init(model: ParScaleModel, batch B: Int, sequence S: Int) {
-        let c = model.config, backend = model.backend
+    init(model: ParScaleModel, backend: Backend, batch B: Int, sequence S: Int) {
+        let c = model.config
         let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, n = B * S, rows = P * n
         batch = B
         sequence = S
@@ -38,6 +38,9 @@ final class TrainingWorkspace {
 }
 
 extension ParScaleModel {
+    /// The backend as a training backend, when it is one.
+    public var trainingBackend: Backend? { backend as? Backend }
+
     /// Forward and backward of next-token cross-entropy on B sequences of S tokens
     /// (`inputs`, `targets`: B*S ids each, row-major). ADDS `gradScale` times the gradient of the
     /// mean loss to `gradients` (same layout as `parameters`) and returns the mean loss.
@@ -53,11 +56,14 @@ extension ParScaleModel {
         }
         try checkVocabulary(inputs)
         try checkVocabulary(targets)
+        guard let backend = trainingBackend else {
+            throw ModelError("the \(self.backend.name) backend runs inference only; train with --backend cpu")
+        }
         let w: TrainingWorkspace
         if let t = training, t.batch == B, t.sequence == S {
             w = t
         } else {
-            w = TrainingWorkspace(model: self, batch: B, sequence: S)
+            w = TrainingWorkspace(model: self, backend: backend, batch: B, sequence: S)
             training = w
         }
         let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize

@@ -70,9 +70,12 @@ public final class AdamW {
     public let m: Tensor
     public let v: Tensor
     public private(set) var step = 0
+    let backend: Backend
 
+    /// `model` must be on a training backend (see `ParScaleModel.trainingBackend`).
     public init(model: ParScaleModel, options: OptimizerOptions, freezeBackbone: Bool = false) {
         self.options = options
+        backend = model.trainingBackend!
         groups = ParameterGroup.groups(
             model.layout, parscaleLRScale: options.parscaleLRScale, freezeBackbone: freezeBackbone)
         m = model.backend.allocate(model.parameters.count)
@@ -84,7 +87,7 @@ public final class AdamW {
     @discardableResult
     public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double) -> Double {
         let norm = groups.filter(\.trainable).reduce(0.0) {
-            $0 + model.backend.sumOfSquares(gradients.slice($1.offset, $1.count))
+            $0 + backend.sumOfSquares(gradients.slice($1.offset, $1.count))
         }.squareRoot()
         guard norm.isFinite else { return norm }
         let clip = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1
@@ -94,7 +97,7 @@ public final class AdamW {
                 learningRate: Float(learningRate * g.lrScale), beta1: Float(options.beta1), beta2: Float(options.beta2),
                 epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step,
                 gradScale: Float(clip))
-            model.backend.adamw(
+            backend.adamw(
                 params: model.parameters.slice(g.offset, g.count), grads: gradients.slice(g.offset, g.count),
                 m: m.slice(g.offset, g.count), v: v.slice(g.offset, g.count), settings: settings)
         }

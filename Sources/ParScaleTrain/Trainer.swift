@@ -123,6 +123,7 @@ public final class Trainer {
     let stream: TokenStream
     let corpus: TextCorpus?
     let gradients: Tensor
+    let backend: Backend
     let validation: TrainingOptions
 
     public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
@@ -134,6 +135,10 @@ public final class Trainer {
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
             throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
         }
+        guard let backend = model.trainingBackend else {
+            throw TrainingError("the \(model.backend.name) backend runs inference only; train on the CPU backend")
+        }
+        self.backend = backend
         self.runDirectory = runDirectory
         self.model = model
         self.state = state
@@ -205,7 +210,7 @@ public final class Trainer {
         var windowStart = Date(), windowTokens = 0
         while state.step < total {
             if let stopAfter, stepsThisRun >= stopAfter { break }
-            model.backend.fill(gradients, value: 0)
+            backend.fill(gradients, value: 0)
             var loss = 0.0
             for _ in 0..<o.accumulate {
                 let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)

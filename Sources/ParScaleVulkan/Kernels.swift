@@ -52,10 +52,12 @@ final class VulkanKernel {
     let layout: VkPipelineLayout
     let pipeline: VkPipeline
     let bindings: Int
+    let pushConstantBytes: Int
 
     init(device: VulkanDevice, spirv base64: String, bindings: Int, pushConstantBytes: Int) throws {
         self.device = device
         self.bindings = bindings
+        self.pushConstantBytes = pushConstantBytes
         let code = Data(base64Encoded: base64)!
         var module: VkShaderModule?
         try code.withUnsafeBytes { raw in
@@ -138,8 +140,9 @@ final class VulkanSequence {
         device.f.destroyDescriptorPool(device.device, pool, nil)
     }
 
+    /// `push` supplies the first `kernel.pushConstantBytes` bytes of the shader's push constants.
     func dispatch<Push>(_ kernel: VulkanKernel, buffers: [VulkanBuffer], push: Push, groups: (Int, Int, Int)) throws {
-        precondition(buffers.count == kernel.bindings)
+        precondition(buffers.count == kernel.bindings && MemoryLayout<Push>.size >= kernel.pushConstantBytes)
         var setLayout: VkDescriptorSetLayout? = kernel.setLayout
         var allocate = VkDescriptorSetAllocateInfo(
             sType: VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, pNext: nil, descriptorPool: pool, descriptorSetCount: 1,
@@ -160,7 +163,7 @@ final class VulkanSequence {
         device.f.cmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nil)
         var value = push
         device.f.cmdPushConstants(
-            commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(MemoryLayout<Push>.size), &value)
+            commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(kernel.pushConstantBytes), &value)
         device.f.cmdDispatch(commands, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         var barrier = VkMemoryBarrier(
             sType: VK_STRUCTURE_TYPE_MEMORY_BARRIER, pNext: nil,

@@ -69,7 +69,7 @@ struct BenchTrain: ParsableCommand {
                 var times: [Double] = []
                 for i in 0...steps {
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    model.backend.fill(grads, value: 0)
+                    model.trainingBackend!.fill(grads, value: 0)
                     _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
                     adam.update(model: model, gradients: grads, learningRate: 1e-3)
                     if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParScale
+import ParScaleVulkan
 
 @main
 struct ParScaleCommand: ParsableCommand {
@@ -20,9 +21,11 @@ struct ModelOptions: ParsableArguments {
     var model: String
     @Option(help: "A ParScale adapter (from `recycle --freeze-backbone`) to apply to the P = 1 --model.")
     var adapter: String?
+    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included; inference only).")
+    var backend: BackendChoice = .auto
 
     func load() throws -> ParScaleModel {
-        let base = try Checkpoint.load(model, backend: CPUBackend())
+        let base = try Checkpoint.load(model, backend: try backend.make())
         return try adapter.map { try Adapter.apply($0, to: base) } ?? base
     }
 }
@@ -45,4 +48,32 @@ func printJSON(_ object: Any) {
 
 func standardError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `--backend`: which backend computes.
+enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, cpu, vulkan
+
+    /// auto never takes a CPU Vulkan device (lavapipe: about 3.5 GFLOP/s against OpenBLAS's 175-200);
+    /// its choice, and why, goes to standard error.
+    func make() throws -> InferenceBackend {
+        if self == .cpu { return CPUBackend() }
+        do {
+            let instance = try VulkanInstance()
+            let devices = try instance.devices()
+            let chosen = self == .vulkan ? (VulkanDeviceInfo.autoChoice(devices) ?? devices.first) : VulkanDeviceInfo.autoChoice(devices)
+            guard let chosen else {
+                if self == .vulkan { throw VulkanUnavailable("--backend vulkan: no Vulkan device found") }
+                standardError("backend: cpu (no discrete or integrated GPU among the Vulkan devices)")
+                return CPUBackend()
+            }
+            let backend = try VulkanBackend(device: VulkanDevice(instance: instance, index: chosen.index))
+            standardError("backend: \(backend.name)")
+            return backend
+        } catch let error as VulkanUnavailable {
+            if self == .vulkan { throw VulkanUnavailable("--backend vulkan: \(error.reason)") }
+            standardError("backend: cpu (\(error.reason))")
+            return CPUBackend()
+        }
+    }
 }

@@ -85,8 +85,10 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try json(run.out)["tokens"] as? [Int], gen)
 
         let ids = ref["input_ids"] as! [[Int]]
+        for backend in ["cpu", "vulkan"] {
+        if backend == "vulkan" && !FileManager.default.fileExists(atPath: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") { continue }
         let out = temporary().appendingPathComponent("logits.safetensors")
-        let logitsRun = try parscale(["logits", "--model", model.path,
+        let logitsRun = try parscale(["logits", "--backend", backend, "--model", model.path,
                                       "--tokens", ids[0].map(String.init).joined(separator: ","),
                                       "--tokens", ids[1].map(String.init).joined(separator: ","), "--out", out.path])
         XCTAssertEqual(logitsRun.status, 0, logitsRun.err)
@@ -96,7 +98,11 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(ours.shape, theirs.shape)
         let maxRef = theirs.values.map(abs).max()!
         let maxDiff = zip(ours.values, theirs.values).map { abs($0 - $1) }.max()!
-        XCTAssertLessThan(maxDiff / maxRef, 1e-4)
+        XCTAssertLessThan(maxDiff / maxRef, 1e-4, backend)
+        }
+        let vulkanGenerate = try parscale(["generate", "--backend", "vulkan", "--model", model.path, "--prompt-tokens",
+                                           prompt.map(String.init).joined(separator: ","), "--max-new-tokens", "\(gen.count)", "--json"])
+        if vulkanGenerate.status == 0 { XCTAssertEqual(try json(vulkanGenerate.out)["tokens"] as? [Int], gen, "greedy tokens on Vulkan") }
     }
 
     func testSampledGenerationIsSeededAndTextStreams() throws {

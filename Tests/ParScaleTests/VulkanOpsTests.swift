@@ -5,8 +5,8 @@ import XCTest
 @testable import ParScaleVulkan
 
 /// Vulkan ops against the CPU backend, on lavapipe (installed by Tools/setup.sh).
-final class VulkanOpsTests: XCTestCase {
-    func lavapipe() throws -> VulkanOps {
+/// The lavapipe device (Vulkan on the CPU), or a skip where it is not installed.
+func lavapipeDevice() throws -> VulkanDevice {
         let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
         guard case .available = VulkanLoader.probe(), FileManager.default.fileExists(atPath: icd) else {
             throw XCTSkip("no Vulkan loader or lavapipe here")
@@ -16,8 +16,11 @@ final class VulkanOpsTests: XCTestCase {
         defer { unsetenv("VK_DRIVER_FILES") }
         let instance = try VulkanInstance()
         let index = try XCTUnwrap(try instance.devices().firstIndex { $0.name.contains("llvmpipe") })
-        return try VulkanOps(device: VulkanDevice(instance: instance, index: index))
-    }
+        return try VulkanDevice(instance: instance, index: index)
+}
+
+final class VulkanOpsTests: XCTestCase {
+    func lavapipe() throws -> VulkanOps { try VulkanOps(device: lavapipeDevice()) }
 
     /// Awkward sizes (not multiples of the 32 x 32 tiles), offsets into shared buffers, bias and accumulate.
     func testLinearMatchesTheCPUBackend() throws {
@@ -73,5 +76,33 @@ final class VulkanOpsTests: XCTestCase {
         try process.run()
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+}
+
+/// The official reference models, run on the Vulkan backend (lavapipe), within the model issue's bounds.
+final class VulkanReferenceTests: XCTestCase {
+    func testReferenceModelsOnVulkanMatchTheOfficialOutputs() throws {
+        let backend = try VulkanBackend(device: lavapipeDevice())
+        for dir in TestPaths.referenceModels {
+            let model = try Checkpoint.load(dir.path, backend: backend)
+            let data = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("reference.safetensors").path)
+            func ids(_ key: String) throws -> [[Int32]] {
+                let width = try data.info(key).shape[1], flat = try data.int64s(key).map { Int32($0) }
+                return stride(from: 0, to: flat.count, by: width).map { Array(flat[$0..<$0 + width]) }
+            }
+            let input = try ids("input_ids")
+            let logits = try model.forward(tokens: input, cache: model.makeCache(batch: input.count, capacity: input[0].count))
+            assertClose(logits, try data.floats("logits"), "\(dir.lastPathComponent) logits on Vulkan")
+            // Cached decoding, step by step.
+            let prompt = try ids("prompt_ids"), gen = try ids("gen_ids")
+            let decode = try data.floats("decode_logits")
+            let V = model.config.vocabSize, B = prompt.count
+            let cache = model.makeCache(batch: B, capacity: prompt[0].count + gen[0].count)
+            var step = try model.forward(tokens: prompt, cache: cache, logits: ParScaleModel.LogitRows.last)
+            for t in 0..<gen[0].count {
+                assertClose(step, Array(decode[(t * B * V)..<((t + 1) * B * V)]), "\(dir.lastPathComponent) decode step \(t) on Vulkan")
+                if t + 1 < gen[0].count { step = try model.forward(tokens: (0..<B).map { [gen[$0][t]] }, cache: cache, logits: ParScaleModel.LogitRows.last) }
+            }
+        }
     }
 }

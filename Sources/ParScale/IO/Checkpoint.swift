@@ -67,7 +67,7 @@ public enum Checkpoint {
     }
 
     /// Loads a checkpoint folder onto `backend`.
-    public static func load(_ dir: String, backend: Backend) throws -> ParScaleModel {
+    public static func load(_ dir: String, backend: InferenceBackend) throws -> ParScaleModel {
         let dir = resolve(dir)
         let config = try loadConfig(dir)
         let layout = ParameterLayout(config)

@@ -1,0 +1,40 @@
+#version 450
+// Causal attention over the per-row cache [R, KVH, capacity, hd] (prefix in slots 0..T-1, no
+// mask on them). One thread per (row, head, query); single pass with a running maximum
+// (online softmax), float32. Query head j reads kv head j / (NH / KVH).
+#include "common.glsl"
+layout(local_size_x = 64) in;
+layout(std430, binding = 0) readonly buffer QKV { float qkv[]; };
+layout(std430, binding = 1) readonly buffer K { float k[]; };
+layout(std430, binding = 2) readonly buffer V { float v[]; };
+layout(std430, binding = 3) buffer Out { float o[]; };
+layout(push_constant) uniform Push {
+    uint rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity;
+    uint qkvOffset, keysOffset, valuesOffset, outOffset;
+} p;
+
+void main() {
+    uint item = gl_GlobalInvocationID.x;
+    if (item >= p.rows * p.heads * p.newTokens) return;
+    uint t = item % p.newTokens, h = (item / p.newTokens) % p.heads, row = item / (p.newTokens * p.heads);
+    uint hd = p.headDim, stride = (p.heads + 2 * p.kvHeads) * hd;
+    uint q = p.qkvOffset + (row * p.newTokens + t) * stride + h * hd;
+    uint kv = ((row * p.kvHeads + h / (p.heads / p.kvHeads)) * p.capacity) * hd;
+    uint visible = p.prefixTokens + p.startPosition + t + 1;
+    float scale = 1.0 / sqrt(float(hd));
+    float acc[128];
+    for (uint d = 0; d < hd; d++) acc[d] = 0.0;
+    float runningMax = -1.0 / 0.0, total = 0.0;
+    for (uint j = 0; j < visible; j++) {
+        float s = 0.0;
+        for (uint d = 0; d < hd; d++) s += qkv[q + d] * k[p.keysOffset + kv + j * hd + d];
+        s *= scale;
+        float newMax = max(runningMax, s);
+        float correction = exp(runningMax - newMax), e = exp(s - newMax);
+        total = total * correction + e;
+        for (uint d = 0; d < hd; d++) acc[d] = acc[d] * correction + e * v[p.valuesOffset + kv + j * hd + d];
+        runningMax = newMax;
+    }
+    uint out_ = p.outOffset + (row * p.newTokens + t) * p.heads * hd + h * hd;
+    for (uint d = 0; d < hd; d++) o[out_ + d] = acc[d] / total;
+}

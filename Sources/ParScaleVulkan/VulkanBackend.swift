@@ -1,0 +1,147 @@
+import CVulkan
+import Foundation
+import ParScale
+
+/// Inference on Vulkan compute shaders: the forward ops of the model (training stays on the CPU
+/// backend for now). Each op is recorded and submitted on its own and waited for, which is
+/// simple and correct; recording a whole step into one command buffer is the next step.
+public final class VulkanBackend: InferenceBackend {
+    public let device: VulkanDevice
+    let ops: VulkanOps
+    let kernels: [String: VulkanKernel]
+
+    public var name: String { "vulkan (\(device.info.name))" }
+
+    public init(device: VulkanDevice) throws {
+        self.device = device
+        ops = try VulkanOps(device: device)
+        func kernel(_ spirv: String, _ bindings: Int, _ push: Int) throws -> VulkanKernel {
+            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push)
+        }
+        kernels = [
+            "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
+            "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
+            "attention": try kernel(SPIRV.attention, 4, 48), "store_kv": try kernel(SPIRV.store_kv, 3, 44),
+            "fill_prefix": try kernel(SPIRV.fill_prefix, 2, 32), "gather_rows": try kernel(SPIRV.gather_rows, 3, 16),
+            "interleave": try kernel(SPIRV.interleave, 2, 20), "mix_streams": try kernel(SPIRV.mix_streams, 4, 32),
+        ]
+    }
+
+    /// Runs one dispatch of `kernel` over `threads` threads (x only, or a 2-D grid of workgroups).
+    func run(_ name: String, _ tensors: [Tensor], _ push: [UInt32], groups: (Int, Int, Int)) {
+        let sequence = try! VulkanSequence(device: device, maxDispatches: 1, maxBindings: tensors.count)
+        try! sequence.dispatch(kernels[name]!, buffers: tensors.map { $0.buffer as! VulkanBuffer }, push: PushWords(push), groups: groups)
+        try! sequence.run()
+    }
+
+    static func groups(_ threads: Int, _ size: Int = 256) -> (Int, Int, Int) { (max(1, (threads + size - 1) / size), 1, 1) }
+
+    func u(_ v: Int) -> UInt32 { UInt32(v) }
+    func f(_ v: Float) -> UInt32 { v.bitPattern }
+
+    /// A small uint buffer (indices), as a tensor view.
+    func indices(_ values: [UInt32]) -> Tensor {
+        let b = try! VulkanBuffer(device: device, count: values.count)
+        UnsafeMutableRawPointer(b.mapped).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
+        return Tensor(buffer: b)
+    }
+
+    public func allocate(_ count: Int) -> Tensor { Tensor(buffer: try! VulkanBuffer(device: device, count: count)) }
+
+    public func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) {
+        ((tensor.buffer as! VulkanBuffer).mapped + tensor.offset).update(from: values.baseAddress!, count: values.count)
+    }
+
+    public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
+        values.baseAddress!.update(from: (tensor.buffer as! VulkanBuffer).mapped + tensor.offset, count: tensor.count)
+    }
+
+    public func synchronize() {}
+
+    func gather(_ table: Tensor, _ index: [UInt32], out: Tensor, dim: Int) {
+        run("gather_rows", [table, indices(index), out], [u(index.count), u(dim), u(table.offset), u(out.offset)],
+            groups: Self.groups(index.count * dim))
+    }
+
+    public func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int) { gather(table, ids.map { UInt32($0) }, out: out, dim: dim) }
+
+    public func repeatRows(_ x: Tensor, times: Int, out: Tensor) {
+        gather(x, [UInt32](repeating: 0, count: times), out: out, dim: x.count)
+    }
+
+    public func copy(_ src: Tensor, to dst: Tensor) { gather(src, [0], out: dst, dim: src.count) }
+
+    public func gatherRows(_ x: Tensor, rowIndices: [Int32], out: Tensor, dim: Int) {
+        gather(x, rowIndices.map { UInt32($0) }, out: out, dim: dim)
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, out: Tensor, rows: Int, dim: Int, eps: Float) {
+        run("rms_norm", [x, weight, out], [u(rows), u(dim), u(x.offset), u(weight.offset), u(out.offset), f(eps)], groups: (rows, 1, 1))
+    }
+
+    public func linear(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
+    ) {
+        try! ops.linear(x: x, weight: weight, bias: bias, out: out, rows: rows, inDim: inDim, outDim: outDim, accumulate: accumulate)
+    }
+
+    public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {
+        let threads = s.rows * s.newTokens * (s.heads + s.kvHeads) * s.headDim / 2
+        run("rope", [qkv], [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads + s.kvHeads), u(s.headDim),
+                            u(s.qkvStride), u(qkv.offset), f(theta), f(1)], groups: Self.groups(threads))
+    }
+
+    public func fillPrefix(prefix: Tensor, cache: Tensor, streams: Int, batch: Int, shape s: AttentionShape) {
+        let threads = streams * batch * s.kvHeads * s.prefixTokens * s.headDim
+        run("fill_prefix", [prefix, cache], [u(streams), u(batch), u(s.kvHeads), u(s.prefixTokens), u(s.headDim),
+                                             u(s.cacheCapacity), u(prefix.offset), u(cache.offset)], groups: Self.groups(threads))
+    }
+
+    func shapeWords(_ s: AttentionShape) -> [UInt32] {
+        [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads), u(s.kvHeads), u(s.headDim), u(s.prefixTokens), u(s.cacheCapacity)]
+    }
+
+    public func storeKV(qkv: Tensor, keys: Tensor, values: Tensor, shape s: AttentionShape) {
+        run("store_kv", [qkv, keys, values], shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset)],
+            groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
+    }
+
+    public func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape s: AttentionShape) {
+        precondition(logSumExp == nil && s.headDim <= 128, "Vulkan attention: inference only, head_dim <= 128")
+        run("attention", [qkv, keys, values, out], shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset), u(out.offset)],
+            groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
+    }
+
+    public func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int) {
+        run("swiglu", [gateUp, out], [u(rows), u(dim), u(gateUp.offset), u(out.offset)], groups: Self.groups(rows * dim))
+    }
+
+    public func silu(_ x: Tensor, out: Tensor) {
+        run("silu", [x, out], [u(x.count), u(x.offset), u(out.offset)], groups: Self.groups(x.count))
+    }
+
+    public func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
+        run("interleave", [y, out], [u(streams), u(rowsPerStream), u(dim), u(y.offset), u(out.offset)],
+            groups: Self.groups(streams * rowsPerStream * dim))
+    }
+
+    public func mixStreams(
+        _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int, smoothing: Float
+    ) {
+        run("mix_streams", [y, logits, weights, out],
+            [u(streams), u(rowsPerStream), u(dim), u(y.offset), u(logits.offset), u(weights.offset), u(out.offset), f(smoothing)],
+            groups: Self.groups(rowsPerStream * dim))
+    }
+}
+
+/// Push constants as 32-bit words (every field of the shaders' Push blocks is a uint or a float).
+struct PushWords {
+    var words: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    init(_ values: [UInt32]) {
+        precondition(values.count <= 12)
+        withUnsafeMutableBytes(of: &words) { raw in
+            for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * 4, as: UInt32.self) }
+        }
+    }
+}
