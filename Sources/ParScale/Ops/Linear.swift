@@ -69,14 +69,8 @@ extension LinearOps {
 
     /// into[c] += sum over rows of m[r, c]; rows split over cores with one partial sum each.
     static func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int, into: UnsafeMutablePointer<Float>) {
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * columns / 65536))
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * columns)
-        partial.initialize(repeating: 0, count: workers * columns)
-        defer { partial.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let p = partial + w * columns
-            for r in (rows * w / workers)..<(rows * (w + 1) / workers) { axpy(1, m + r * columns, p, columns) }
+        rowsWithPartialSums(rows: rows, width: columns, minimumWork: 65536, into: into) { range, partial in
+            for r in range { axpy(1, m + r * columns, partial, columns) }
         }
-        for w in 0..<workers { axpy(1, partial + w * columns, into, columns) }
     }
 }

@@ -52,3 +52,20 @@ func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<F
         i += 1
     }
 }
+
+/// Splits `rows` over the cores; each worker gets its rows and a zeroed `width`-float partial sum,
+/// and the partials are then added into `into` (when given) in worker order, so the result does
+/// not depend on scheduling.
+func rowsWithPartialSums(
+    rows: Int, width: Int, minimumWork: Int, into: UnsafeMutablePointer<Float>?,
+    _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
+) {
+    let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * width / minimumWork))
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * width)
+    partial.initialize(repeating: 0, count: workers * width)
+    defer { partial.deallocate() }
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        body((rows * w / workers)..<(rows * (w + 1) / workers), partial + w * width)
+    }
+    if let into { for w in 0..<workers { axpy(1, partial + w * width, into, width) } }
+}

@@ -24,13 +24,8 @@ extension RMSNormOps {
         dX: UnsafeMutablePointer<Float>, accumulate: Bool, dWeight: UnsafeMutablePointer<Float>?,
         rows: Int, dim: Int, eps: Float
     ) {
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, rows * dim / 16384))
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * dim)
-        partial.initialize(repeating: 0, count: workers * dim)
-        defer { partial.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let dw = partial + w * dim
-            for r in (rows * w / workers)..<(rows * (w + 1) / workers) {
+        rowsWithPartialSums(rows: rows, width: dim, minimumWork: 16384, into: dWeight) { range, dw in
+            for r in range {
                 let xr = x + r * dim, gr = dOut + r * dim, dxr = dX + r * dim
                 let inverseRMS = 1 / (dot(xr, xr, dim) / Float(dim) + eps).squareRoot()
                 var weighted: Float = 0  // sum of w*dy*x
@@ -43,6 +38,5 @@ extension RMSNormOps {
                 }
             }
         }
-        if let dWeight { for w in 0..<workers { axpy(1, partial + w * dim, dWeight, dim) } }
     }
 }
