@@ -9,9 +9,9 @@ struct Fit: ParsableCommand {
         abstract: "Fit the parallel scaling law L(N, P) = E + (A / (N (k ln P + 1)))^alpha.",
         discussion: """
             As the paper: Huber loss (delta 1e-3) on log L, many starting points, bounded quasi-Newton \
-            (L-BFGS-B). Input: a sweep folder (every DIR/runs/*/result.json; seeds are separate points and \
-            each run's validation standard error widens the bootstrap) or a CSV with columns N,P,loss \
-            (optional loss_se). Prints E, A, alpha, k with 95% bootstrap intervals, R^2, the leave-one-out \
+            (L-BFGS-B). Input: a sweep folder (every DIR/runs/*/result.json; seeds are separate points, so \
+            the bootstrap over points carries the seed spread) or a CSV with columns N,P,loss (optional \
+            loss_se, which the bootstrap adds as noise to each point). Prints E, A, alpha, k with 95% bootstrap intervals, R^2, the leave-one-out \
             error and N_eq = N (1 + k ln P) for each P. A sweep folder also gets DIR/fit.json.
             """)
 
@@ -53,7 +53,10 @@ struct Fit: ParsableCommand {
         if isDirectory.boolValue {
             let results = try Sweep.results(in: input)
             points = results.map { LawPoint(N: Double($0.nonEmbeddingParameters), P: $0.streams, loss: $0.validationLoss) }
-            errors = results.map(\.validationLossSE)
+            // Not the validation standard errors: every run is scored on the same windows, so their
+            // sampling error is shared by all runs (it moves E, not the differences the law fits);
+            // the spread between seeds is what differs, and the bootstrap over points carries it.
+            errors = nil
         } else {
             (points, errors) = try LawFitter.readCSV(input)
         }
