@@ -42,13 +42,17 @@ public enum CostModel {
     /// Resident memory now and at its peak, from /proc/self/status (Linux), in bytes.
     public static func residentMemory() -> (current: Int, peak: Int) {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
-        func field(_ name: String) -> Int {
-            for line in text.split(separator: "\n") where line.hasPrefix(name) {
-                return (Int(line.split(separator: " ").dropFirst().first { Int($0) != nil } ?? "0") ?? 0) * 1024
-            }
-            return 0
+        return (statusField(text, "VmRSS:"), statusField(text, "VmHWM:"))
+    }
+
+    /// A "Name:\t 1234 kB" field of /proc/self/status, in bytes. The padding before the number
+    /// shrinks as it grows (none from 10 GB on), so the line is split on any whitespace.
+    static func statusField(_ text: String, _ name: String) -> Int {
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return (words.dropFirst().lazy.compactMap { Int($0) }.first ?? 0) * 1024
         }
-        return (field("VmRSS:"), field("VmHWM:"))
+        return 0
     }
 
     /// Builds `config` with random weights and measures batch-B prefill of `prompt` tokens and

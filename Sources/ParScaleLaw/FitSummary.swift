@@ -16,6 +16,10 @@ public struct FitSummary: Codable, Sendable {
         (self.intervals, self.looError, self.points) = (intervals, looError, points)
     }
 
+    /// Whether the 95% interval of k lies above zero. The fit bounds k below at 1e-8, so an
+    /// interval starting at that floor includes 0.
+    public var kExcludesZero: Bool { (intervals["k"]?[0] ?? 0) > 1e-6 }
+
     public static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("fit.json") }
 
     public static func load(_ dir: String) throws -> FitSummary {

@@ -30,9 +30,9 @@ struct Cost: ParsableCommand {
     @Option(name: .customLong("P"), help: "Streams.") var streams: Int = 8
     @Option(help: "The law's k (default 0.39, the paper's Stack-V2-Python fit).") var k: Double?
     @Option(help: "Take k from a fitted sweep folder (DIR/fit.json, written by `parscale fit DIR`).") var fit: String?
-    @Option(help: "Batch sizes, comma-separated.") var batch: String = "1,2,4,8"
+    @Option(help: "Batch sizes, comma-separated (default 1,2,4,8; the paper preset: 1).") var batch: String?
     @Option(help: "Prompt tokens.") var prompt: Int = 64
-    @Option(help: "Generated tokens.") var new: Int = 64
+    @Option(help: "Generated tokens (default 64; the paper preset: 4).") var new: Int?
     @Option(help: "Timed repetitions per model and batch (median; the paper preset uses 1).") var repeats: Int = 3
     @Option(help: "A preset shape.") var preset: Preset?
     @Flag(help: "Print one JSON object.") var json = false
@@ -49,16 +49,16 @@ struct Cost: ParsableCommand {
             numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: true,
             parscaleN: 1, parscaleNTokens: prefixTokens)
         var P = streams, lawK = k ?? 0.39
-        var batches = try parseTokenList(batch, flag: "--batch").map(Int.init)
-        var newTokens = new, repetitions = repeats
+        var batches = try parseTokenList(batch ?? "1,2,4,8", flag: "--batch").map(Int.init)
+        var newTokens = new ?? 64, repetitions = repeats
         if preset == .paper16b {
             base = ModelConfig(
                 vocabSize: 151_936, hiddenSize: 1536, intermediateSize: 8320, numHiddenLayers: 36, numAttentionHeads: 16,
                 numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: 1, parscaleNTokens: 48)
             P = 8
             if k == nil && fit == nil { lawK = 0.39 }
-            if batch == "1,2,4,8" { batches = [1] }
-            if new == 64 { newTokens = 4 }
+            if batch == nil { batches = [1] }
+            if new == nil { newTokens = 4 }
             repetitions = 1
         }
         if let fit { lawK = try FitSummary.load(fit).k }

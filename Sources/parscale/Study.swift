@@ -38,7 +38,7 @@ struct Fit: ParsableCommand {
         print(String(format: "  k     = %.4g  95%% %@", summary.k, interval("k")))
         print(String(format: "  R^2 = %.4f, leave-one-out mean |log Lpred - log Lobs| = %.4g", summary.r2, summary.looError))
         for p in [2, 4, 8] { print(String(format: "  P = %d is worth N_eq = %.3f x N", p, 1 + summary.k * log(Double(p)))) }
-        if let k = summary.intervals["k"], k[0] <= 0 {
+        if !summary.kExcludesZero {
             print("  the 95% interval of k includes 0: these runs do not show a parallel-scaling effect")
         }
     }
@@ -123,9 +123,8 @@ struct Study: ParsableCommand {
         let P = plan.streams.max()!
         // The cost comparison needs an equivalent dense size: the fitted k when its interval
         // excludes 0, else the paper's k (and the report says which).
-        let fittedKIsReal = (summary.intervals["k"]?[0] ?? 0) > 0
-        let k = fittedKIsReal ? summary.k : 0.39
-        if !fittedKIsReal {
+        let k = summary.kExcludesZero ? summary.k : 0.39
+        if !summary.kExcludesZero {
             standardError("cost: the fitted k's interval includes 0, so the dense model is sized with the paper's k = 0.39 instead")
         }
         let report = try CostReport.measure(
