@@ -52,6 +52,7 @@ struct Fit: ParsableCommand {
         let points: [LawPoint], errors: [Double]?
         if isDirectory.boolValue {
             let results = try Sweep.results(in: input)
+            guard !results.isEmpty else { throw ValidationError("\(input): no finished sweep runs (expected DIR/runs/*/result.json)") }
             points = results.map { LawPoint(N: Double($0.nonEmbeddingParameters), P: $0.streams, loss: $0.validationLoss) }
             // Not the validation standard errors: every run is scored on the same windows, so their
             // sampling error is shared by all runs (it moves E, not the differences the law fits);
