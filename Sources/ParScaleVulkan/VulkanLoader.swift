@@ -44,33 +44,77 @@ public final class VulkanInstance {
     public let handle: VkInstance
     let getProcAddr: PFN_vkGetInstanceProcAddr
 
-    public init() throws {
+    var messenger: VkDebugUtilsMessengerEXT?
+
+    /// `validation`: enable VK_LAYER_KHRONOS_validation with a messenger that records every
+    /// message in `VulkanValidation.messages` (tests fail on any). PARSCALE_VULKAN_VALIDATION=1
+    /// turns it on for every instance.
+    public init(validation requested: Bool = false) throws {
+        let validation = requested || ProcessInfo.processInfo.environment["PARSCALE_VULKAN_VALIDATION"] == "1"
         let getProcAddr = try VulkanLoader.entry.get()
         self.getProcAddr = getProcAddr
         guard let create = unsafeBitCast(getProcAddr(nil, "vkCreateInstance"), to: PFN_vkCreateInstance?.self) else {
             throw VulkanUnavailable("the Vulkan loader lacks vkCreateInstance")
         }
+        var messengerInfo = VkDebugUtilsMessengerCreateInfoEXT()
+        messengerInfo.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
+        messengerInfo.messageSeverity = UInt32(
+            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
+        messengerInfo.messageType = UInt32(
+            VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT.rawValue)
+        messengerInfo.pfnUserCallback = { _, _, data, _ in
+            VulkanValidation.record(data.flatMap { $0.pointee.pMessage.map { String(cString: $0) } } ?? "(no message)")
+            return 0
+        }
         var instance: VkInstance?
+        let layerName = strdup("VK_LAYER_KHRONOS_validation"), extensionName = strdup("VK_EXT_debug_utils")
+        let layers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: 1)
+        let extensions = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: 1)
+        layers.initialize(to: UnsafePointer(layerName))
+        extensions.initialize(to: UnsafePointer(extensionName))
+        defer {
+            free(layerName)
+            free(extensionName)
+            layers.deallocate()
+            extensions.deallocate()
+        }
         let result: VkResult = "parscale".withCString { name in
             var app = VkApplicationInfo(
                 sType: VK_STRUCTURE_TYPE_APPLICATION_INFO, pNext: nil, pApplicationName: name, applicationVersion: 1,
                 pEngineName: name, engineVersion: 1, apiVersion: (1 << 22) | (1 << 12))  // Vulkan 1.1
             return withUnsafePointer(to: &app) { appPointer in
-                var info = VkInstanceCreateInfo(
-                    sType: VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, pNext: nil, flags: 0, pApplicationInfo: appPointer,
-                    enabledLayerCount: 0, ppEnabledLayerNames: nil, enabledExtensionCount: 0, ppEnabledExtensionNames: nil)
-                return create(&info, nil, &instance)
+                withUnsafeMutablePointer(to: &messengerInfo) { messengerPointer in
+                    var info = VkInstanceCreateInfo(
+                        sType: VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, pNext: validation ? UnsafeRawPointer(messengerPointer) : nil,
+                        flags: 0, pApplicationInfo: appPointer, enabledLayerCount: validation ? 1 : 0,
+                        ppEnabledLayerNames: validation ? UnsafePointer(layers) : nil,
+                        enabledExtensionCount: validation ? 1 : 0,
+                        ppEnabledExtensionNames: validation ? UnsafePointer(extensions) : nil)
+                    return create(&info, nil, &instance)
+                }
             }
         }
         guard result == VK_SUCCESS, let instance else {
+            if validation && result == VK_ERROR_LAYER_NOT_PRESENT {
+                throw VulkanUnavailable("the Khronos validation layer is not installed (apt-get install vulkan-validationlayers)")
+            }
             throw VulkanUnavailable(result == VK_ERROR_INCOMPATIBLE_DRIVER
                 ? "no Vulkan driver found (VK_ERROR_INCOMPATIBLE_DRIVER): install a GPU driver, or mesa-vulkan-drivers for the CPU driver lavapipe"
                 : "vkCreateInstance failed (VkResult \(result.rawValue))")
         }
         handle = instance
+        if validation, let createMessenger = function("vkCreateDebugUtilsMessengerEXT", as: PFN_vkCreateDebugUtilsMessengerEXT?.self) {
+            var messenger: VkDebugUtilsMessengerEXT?
+            _ = createMessenger(instance, &messengerInfo, nil, &messenger)
+            self.messenger = messenger
+        }
     }
 
     deinit {
+        if let messenger, let destroy = function("vkDestroyDebugUtilsMessengerEXT", as: PFN_vkDestroyDebugUtilsMessengerEXT?.self) {
+            destroy(handle, messenger, nil)
+        }
         if let destroy = function("vkDestroyInstance", as: PFN_vkDestroyInstance?.self) { destroy(handle, nil) }
     }
 
@@ -144,5 +188,26 @@ public struct VulkanDeviceInfo: Codable, Equatable, Sendable {
     /// (lavapipe runs sgemm at about 3.5 GFLOP/s on 2 cores, OpenBLAS at 175-200).
     public static func autoChoice(_ devices: [VulkanDeviceInfo]) -> VulkanDeviceInfo? {
         devices.first { $0.type == "discrete-gpu" } ?? devices.first { $0.type == "integrated-gpu" }
+    }
+}
+
+/// Messages of the validation layer, recorded by the debug messenger.
+public enum VulkanValidation {
+    static let lock = NSLock()
+    nonisolated(unsafe) static var recorded: [String] = []
+
+    static func record(_ message: String) {
+        lock.lock()
+        recorded.append(message)
+        lock.unlock()
+    }
+
+    /// Every message so far, and clears them.
+    public static func drain() -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let all = recorded
+        recorded = []
+        return all
     }
 }

@@ -14,12 +14,24 @@ func lavapipeDevice() throws -> VulkanDevice {
         setenv("VK_DRIVER_FILES", icd, 1)
         setenv("LP_NUM_THREADS", "0", 0)  // lavapipe: run on the submitting thread (fast small dispatches)
         defer { unsetenv("VK_DRIVER_FILES") }
-        let instance = try VulkanInstance()
+        // Every Vulkan test runs under the Khronos validation layer (where it is installed); each
+        // test class checks in tearDown that it reported nothing.
+        let validated = FileManager.default.fileExists(atPath: "/usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json")
+        let instance = try VulkanInstance(validation: validated)
         let index = try XCTUnwrap(try instance.devices().firstIndex { $0.name.contains("llvmpipe") })
         return try VulkanDevice(instance: instance, index: index)
 }
 
-final class VulkanOpsTests: XCTestCase {
+/// Fails the running test on any validation message.
+class ValidatedVulkanTestCase: XCTestCase {
+    override func setUp() { _ = VulkanValidation.drain() }
+    override func tearDown() {
+        let messages = VulkanValidation.drain()
+        XCTAssertTrue(messages.isEmpty, "Vulkan validation: \(messages.prefix(5).joined(separator: " | "))")
+    }
+}
+
+final class VulkanOpsTests: ValidatedVulkanTestCase {
     func lavapipe() throws -> VulkanOps { try VulkanOps(device: lavapipeDevice()) }
 
     /// Awkward sizes (not multiples of the 32 x 32 tiles), offsets into shared buffers, bias and accumulate.
@@ -80,7 +92,7 @@ final class VulkanOpsTests: XCTestCase {
 }
 
 /// The official reference models, run on the Vulkan backend (lavapipe), within the model issue's bounds.
-final class VulkanReferenceTests: XCTestCase {
+final class VulkanReferenceTests: ValidatedVulkanTestCase {
     func testReferenceModelsOnVulkanMatchTheOfficialOutputs() throws {
         let backend = try VulkanBackend(device: lavapipeDevice())
         for dir in TestPaths.referenceModels {
