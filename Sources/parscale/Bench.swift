@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParScale
+import ParScaleVulkan
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -105,10 +106,16 @@ struct BenchMatmul: ParsableCommand {
     @Option(name: .customLong("in"), help: "Input size K.") var inDim: Int = 1024
     @Option(name: .customLong("out"), help: "Output size N.") var outDim: Int = 5632
     @Option(help: "Row counts M, comma-separated.") var rows: String = "1,2,4,8,16,64,256,1024"
+    @Option(help: "Square products n x n x n instead (e.g. 256,512,1024,2048), the shader benchmark's sizes.") var square: String?
+    @Option(help: "Backend: cpu or vulkan (any Vulkan device, lavapipe included).") var backend: BackendChoice = .cpu
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        let backend = CPUBackend()
+        let backend = try self.backend == .auto ? CPUBackend() : self.backend.make()
+        if let square {
+            try runSquare(try parseTokenList(square, flag: "--square").map(Int.init), backend)
+            return
+        }
         let mList = try parseTokenList(rows, flag: "--rows").map(Int.init)
         let w = backend.allocate(inDim * outDim)
         var rng = SeededGenerator(seed: 1)
@@ -133,5 +140,28 @@ struct BenchMatmul: ParsableCommand {
             if !json { print(String(format: "%6d %7.3f %10.1f %12.1f", m, t * 1000, gflops, gbs)) }
         }
         if json { printJSON(["in": inDim, "out": outDim, "backend": backend.name, "rows": results]) }
+    }
+
+    /// n x n x n products (one warm-up, then the median of a few), GFLOP/s.
+    func runSquare(_ sizes: [Int], _ backend: InferenceBackend) throws {
+        var results: [[String: Any]] = []
+        if !json { print("matmul n x n x n, \(backend.name)\n     n        ms     GFLOP/s") }
+        for n in sizes {
+            let a = backend.allocate(n * n), b = backend.allocate(n * n), c = backend.allocate(n * n)
+            var rng = SeededGenerator(seed: 1)
+            let values = (0..<n * n).map { _ in rng.nextUniform() - 0.5 }
+            values.withUnsafeBufferPointer { backend.upload($0, to: a); backend.upload($0, to: b) }
+            var times: [Double] = []
+            for i in 0..<4 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                backend.linear(a, weight: b, bias: nil, out: c, rows: n, inDim: n, outDim: n, accumulate: false)
+                backend.synchronize()
+                if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            }
+            let t = median(times), gflops = 2 * Double(n * n * n) / t / 1e9
+            results.append(["n": n, "ms": t * 1000, "gflops": gflops])
+            if !json { print(String(format: "%6d %9.2f %11.2f", n, t * 1000, gflops)) }
+        }
+        if json { printJSON(["backend": backend.name, "square": results]) }
     }
 }
