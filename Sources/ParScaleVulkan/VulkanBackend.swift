@@ -3,12 +3,18 @@ import Foundation
 import ParScale
 
 /// Inference on Vulkan compute shaders: the forward ops of the model (training stays on the CPU
-/// backend for now). Each op is recorded and submitted on its own and waited for, which is
-/// simple and correct; recording a whole step into one command buffer is the next step.
+/// backend for now). Ops are recorded into one command buffer, a barrier after each, and
+/// submitted once when the host needs a result (download, upload, synchronize): a whole forward
+/// pass or decode step is one submission with one fence.
 public final class VulkanBackend: InferenceBackend {
     public let device: VulkanDevice
     let ops: VulkanOps
     let kernels: [String: VulkanKernel]
+    /// The command buffer being recorded, and what its dispatches use that nothing else holds.
+    var pending: VulkanSequence?
+    var pendingDispatches = 0
+    var keepAlive: [VulkanBuffer] = []
+    static let dispatchesPerSubmission = 4096
 
     public var name: String { "vulkan (\(device.info.name))" }
 
@@ -27,11 +33,27 @@ public final class VulkanBackend: InferenceBackend {
         ]
     }
 
-    /// Runs one dispatch of `kernel` over `threads` threads (x only, or a 2-D grid of workgroups).
+    /// Records one dispatch of `kernel` into the pending command buffer.
     func run(_ name: String, _ tensors: [Tensor], _ push: [UInt32], groups: (Int, Int, Int)) {
-        let sequence = try! VulkanSequence(device: device, maxDispatches: 1, maxBindings: tensors.count)
-        try! sequence.dispatch(kernels[name]!, buffers: tensors.map { $0.buffer as! VulkanBuffer }, push: PushWords(push), groups: groups)
+        record(kernels[name]!, tensors, PushWords(push), groups: groups)
+    }
+
+    func record<Push>(_ kernel: VulkanKernel, _ tensors: [Tensor], _ push: Push, groups: (Int, Int, Int)) {
+        if pendingDispatches == Self.dispatchesPerSubmission { flush() }
+        if pending == nil {
+            pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: 4)
+        }
+        try! pending!.dispatch(kernel, buffers: tensors.map { $0.buffer as! VulkanBuffer }, push: push, groups: groups)
+        pendingDispatches += 1
+    }
+
+    /// Submits what is recorded and waits for it.
+    func flush() {
+        guard let sequence = pending else { return }
         try! sequence.run()
+        pending = nil
+        pendingDispatches = 0
+        keepAlive.removeAll()
     }
 
     static func groups(_ threads: Int, _ size: Int = 256) -> (Int, Int, Int) { (max(1, (threads + size - 1) / size), 1, 1) }
@@ -39,24 +61,28 @@ public final class VulkanBackend: InferenceBackend {
     func u(_ v: Int) -> UInt32 { UInt32(v) }
     func f(_ v: Float) -> UInt32 { v.bitPattern }
 
-    /// A small uint buffer (indices), as a tensor view.
+    /// A small uint buffer (indices), as a tensor view, alive until the next submission.
     func indices(_ values: [UInt32]) -> Tensor {
         let b = try! VulkanBuffer(device: device, count: values.count)
         UnsafeMutableRawPointer(b.mapped).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
+        keepAlive.append(b)
         return Tensor(buffer: b)
     }
 
     public func allocate(_ count: Int) -> Tensor { Tensor(buffer: try! VulkanBuffer(device: device, count: count)) }
 
+    /// Host-visible memory: written in place, after the recorded work that may still read it.
     public func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) {
+        flush()
         ((tensor.buffer as! VulkanBuffer).mapped + tensor.offset).update(from: values.baseAddress!, count: values.count)
     }
 
     public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
+        flush()
         values.baseAddress!.update(from: (tensor.buffer as! VulkanBuffer).mapped + tensor.offset, count: tensor.count)
     }
 
-    public func synchronize() {}
+    public func synchronize() { flush() }
 
     func gather(_ table: Tensor, _ index: [UInt32], out: Tensor, dim: Int) {
         run("gather_rows", [table, indices(index), out], [u(index.count), u(dim), u(table.offset), u(out.offset)],
@@ -82,7 +108,10 @@ public final class VulkanBackend: InferenceBackend {
     public func linear(
         _ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
     ) {
-        try! ops.linear(x: x, weight: weight, bias: bias, out: out, rows: rows, inDim: inDim, outDim: outDim, accumulate: accumulate)
+        let push = LinearPush(
+            m: UInt32(rows), n: UInt32(outDim), k: UInt32(inDim), xOffset: UInt32(x.offset), wOffset: UInt32(weight.offset),
+            outOffset: UInt32(out.offset), biasOffset: UInt32(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0))
+        record(ops.linearKernel, [x, weight, out, bias ?? out], push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
     }
 
     public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {
