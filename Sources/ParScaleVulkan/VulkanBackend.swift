@@ -18,6 +18,18 @@ public final class VulkanBackend: InferenceBackend {
 
     public var name: String { "vulkan (\(device.info.name))" }
 
+    /// Why `config` cannot run on `device` yet, or nil: the attention shader keeps one head in
+    /// registers (head_dim <= 128), and every tensor is one binding, so the flat parameter buffer
+    /// must fit the device's maxStorageBufferRange (binding ranges of a larger buffer: issue #4).
+    public static func limitation(for config: ModelConfig, on device: VulkanDeviceInfo) -> String? {
+        if config.headDim > 128 { return "head_dim \(config.headDim) > 128 is not supported by the attention shader yet" }
+        let bytes = ParameterLayout(config).totalCount * 4
+        if bytes > device.maxStorageBufferRange {
+            return "the model's \(bytes >> 20) MiB of parameters exceed \(device.name)'s storage buffer range of \(device.maxStorageBufferRange >> 20) MiB"
+        }
+        return nil
+    }
+
     public init(device: VulkanDevice) throws {
         self.device = device
         ops = try VulkanOps(device: device)

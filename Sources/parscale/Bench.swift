@@ -147,6 +147,9 @@ struct BenchMatmul: ParsableCommand {
         var results: [[String: Any]] = []
         if !json { print("matmul n x n x n, \(backend.name)\n     n        ms     GFLOP/s") }
         for n in sizes {
+            if let vulkan = backend as? VulkanBackend, n * n * 4 > vulkan.device.info.maxStorageBufferRange {
+                throw ValidationError("--square \(n): a \(n)x\(n) matrix exceeds \(vulkan.device.info.name)'s storage buffer range")
+            }
             let a = backend.allocate(n * n), b = backend.allocate(n * n), c = backend.allocate(n * n)
             var rng = SeededGenerator(seed: 1)
             let values = (0..<n * n).map { _ in rng.nextUniform() - 0.5 }

@@ -25,7 +25,7 @@ struct ModelOptions: ParsableArguments {
     var backend: BackendChoice = .auto
 
     func load() throws -> ParScaleModel {
-        let base = try Checkpoint.load(model, backend: try backend.make())
+        let base = try Checkpoint.load(model, backend: try backend.make(for: try Checkpoint.loadConfig(model)))
         return try adapter.map { try Adapter.apply($0, to: base) } ?? base
     }
 }
@@ -56,7 +56,8 @@ enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
 
     /// auto never takes a CPU Vulkan device (lavapipe: about 3.5 GFLOP/s against OpenBLAS's 175-200);
     /// its choice, and why, goes to standard error.
-    func make() throws -> InferenceBackend {
+    /// `config`, when given, is checked against the chosen device's limits first.
+    func make(for config: ModelConfig? = nil) throws -> InferenceBackend {
         if self == .cpu { return CPUBackend() }
         do {
             let instance = try VulkanInstance()
@@ -66,6 +67,9 @@ enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
                 if self == .vulkan { throw VulkanUnavailable("--backend vulkan: no Vulkan device found") }
                 standardError("backend: cpu (no discrete or integrated GPU among the Vulkan devices)")
                 return CPUBackend()
+            }
+            if let config, let reason = VulkanBackend.limitation(for: config, on: chosen) {
+                throw VulkanUnavailable(reason)
             }
             let backend = try VulkanBackend(device: VulkanDevice(instance: instance, index: chosen.index))
             standardError("backend: \(backend.name)")

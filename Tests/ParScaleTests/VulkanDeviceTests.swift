@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 
+@testable import ParScale
 @testable import ParScaleVulkan
 
 final class VulkanDeviceTests: XCTestCase {
@@ -41,5 +42,26 @@ final class VulkanDeviceTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("no Vulkan driver found"), "\(error)")
             XCTAssertFalse("\(error)".contains("\n"))
         }
+    }
+}
+
+final class VulkanLimitationTests: XCTestCase {
+    func testModelsBeyondTheDeviceLimitsAreRefusedWithAReason() {
+        let device = VulkanDeviceInfo(
+            index: 0, name: "small-gpu", type: "discrete-gpu", apiVersion: "1.3.0", deviceLocalBytes: 1 << 30, subgroupSize: 32,
+            maxStorageBufferRange: 1 << 20, maxSharedMemoryBytes: 1 << 15, maxWorkgroupInvocations: 1024)
+        let small = ModelConfig(
+            vocabSize: 64, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 1, numAttentionHeads: 4, numKeyValueHeads: 2,
+            tieWordEmbeddings: true, parscaleN: 2, parscaleNTokens: 4)
+        XCTAssertNil(VulkanBackend.limitation(for: small, on: device))
+        var big = small
+        big.hiddenSize = 512
+        big.intermediateSize = 1024
+        XCTAssertTrue(VulkanBackend.limitation(for: big, on: device)?.contains("storage buffer range") == true)
+        var wideHeads = small
+        wideHeads.numAttentionHeads = 1
+        wideHeads.numKeyValueHeads = 1
+        wideHeads.hiddenSize = 256
+        XCTAssertTrue(VulkanBackend.limitation(for: wideHeads, on: device)?.contains("head_dim 256") == true)
     }
 }
