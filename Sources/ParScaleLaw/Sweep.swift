@@ -136,7 +136,7 @@ public enum Sweep {
             trainer = try Trainer.start(runDirectory: runDir, model: model, options: plan.trainingOptions(run))
             log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
         }
-        try trainer.run { line in if line.hasPrefix("eval") || line.hasSuffix("0/\(trainer.state.options.steps)") { log("  \(run.name) \(line)") } }
+        try trainer.run { line in if line.hasPrefix("eval") { log("  \(run.name) \(line)") } }  // progress lines would flood a sweep
         let e = try trainer.evaluate()
         let counts = trainer.model.layout.counts
         let result = SweepResult(
