@@ -19,7 +19,7 @@ public struct RecycleOptions: Sendable {
     public var prefixTokens = 16
     public var smoothing = ModelConfig.defaultSmoothingForNewModels
     public var prefixInit = PrefixInit.normal
-    public var prefixStd = 1.0
+    public var prefixStd = InitOptions.defaultPrefixStd
     public var seed: UInt64 = 0
     public init(streams: Int) { self.streams = streams }
 }

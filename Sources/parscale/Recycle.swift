@@ -25,7 +25,7 @@ struct Recycle: ParsableCommand {
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 16
     @Option(name: .customLong("prefix-init"), help: "Prefix initialisation: normal (distinct draws per stream) or data (the source's keys/values of real text, a span per stream).")
     var prefixInit: PrefixInit = .normal
-    @Option(name: .customLong("prefix-std"), help: "Standard deviation for --prefix-init normal.") var prefixStd: Double = 1.0
+    @Option(name: .customLong("prefix-std"), help: "Standard deviation for --prefix-init normal.") var prefixStd: Double = InitOptions.defaultPrefixStd
     @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Flag(name: .customLong("freeze-backbone"), help: "Train only the prefixes and the aggregation head.") var freezeBackbone = false
     @OptionGroup var training: TrainingFlags
