@@ -196,29 +196,3 @@ struct LinearPush {
     var xOffset: UInt32, wOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
     var flags: UInt32  // 1: accumulate, 2: bias
 }
-
-/// The ops implemented on Vulkan so far, each checked against the CPU backend in the tests.
-public final class VulkanOps {
-    public let device: VulkanDevice
-    let linearKernel: VulkanKernel
-
-    public init(device: VulkanDevice) throws {
-        self.device = device
-        linearKernel = try VulkanKernel(device: device, spirv: SPIRV.linear, bindings: 4, pushConstantBytes: MemoryLayout<LinearPush>.size)
-    }
-
-    public func buffer(_ count: Int) throws -> VulkanBuffer { try VulkanBuffer(device: device, count: count) }
-
-    /// out[rows, outDim] (+)= x W^T (+ bias): element offsets into the buffers, as the CPU op's views.
-    public func linear(
-        x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
-    ) throws {
-        let sequence = try VulkanSequence(device: device, maxDispatches: 1, maxBindings: 4)
-        let push = LinearPush(
-            m: UInt32(rows), n: UInt32(outDim), k: UInt32(inDim), xOffset: UInt32(x.offset), wOffset: UInt32(weight.offset),
-            outOffset: UInt32(out.offset), biasOffset: UInt32(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0))
-        let buffers = [x, weight, out, bias ?? out].map { $0.buffer as! VulkanBuffer }
-        try sequence.dispatch(linearKernel, buffers: buffers, push: push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
-        try sequence.run()
-    }
-}

@@ -8,7 +8,6 @@ import ParScale
 /// pass or decode step is one submission with one fence.
 public final class VulkanBackend: InferenceBackend {
     public let device: VulkanDevice
-    let ops: VulkanOps
     let kernels: [String: VulkanKernel]
     /// The command buffer being recorded, and what its dispatches use that nothing else holds.
     var pending: VulkanSequence?
@@ -32,11 +31,11 @@ public final class VulkanBackend: InferenceBackend {
 
     public init(device: VulkanDevice) throws {
         self.device = device
-        ops = try VulkanOps(device: device)
         func kernel(_ spirv: String, _ bindings: Int, _ push: Int) throws -> VulkanKernel {
             try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push)
         }
         kernels = [
+            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size),
             "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
             "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
             "attention": try kernel(SPIRV.attention, 4, 48), "store_kv": try kernel(SPIRV.store_kv, 3, 44),
@@ -123,7 +122,7 @@ public final class VulkanBackend: InferenceBackend {
         let push = LinearPush(
             m: UInt32(rows), n: UInt32(outDim), k: UInt32(inDim), xOffset: UInt32(x.offset), wOffset: UInt32(weight.offset),
             outOffset: UInt32(out.offset), biasOffset: UInt32(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0))
-        record(ops.linearKernel, [x, weight, out, bias ?? out], push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
+        record(kernels["linear"]!, [x, weight, out, bias ?? out], push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
     }
 
     public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {

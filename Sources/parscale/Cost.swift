@@ -91,15 +91,14 @@ struct Cost: ParsableCommand {
         for row in r.rows {
             print(String(
                 format: "batch %d: memory base %@, P=%d +%@, dense +%@ -> ratio %.2f | time base %.3f s, P=%d +%.3f s, dense +%.3f s -> ratio %.2f",
-                row.batch, mib(row.base.peakBytes), P, mib(row.parscale.peakBytes - row.base.peakBytes),
-                mib(row.dense.peakBytes - row.base.peakBytes), row.memoryIncreaseRatio, row.base.totalSeconds, P,
+                row.batch, Report.mib(row.base.peakBytes), P, Report.mib(row.parscale.peakBytes - row.base.peakBytes),
+                Report.mib(row.dense.peakBytes - row.base.peakBytes), row.memoryIncreaseRatio, row.base.totalSeconds, P,
                 row.parscale.totalSeconds - row.base.totalSeconds, row.dense.totalSeconds - row.base.totalSeconds,
                 row.latencyIncreaseRatio))
         }
         print("paper (1.6B, P = 8, analytical): memory ratio 22.5, 12.8, 6.9, 3.6 and latency ratio 6.4, 3.3, 1.7, 0.9 at batch 1, 2, 4, 8")
     }
 
-    static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 
     /// Runs `parscale cost-probe` in a child process, so each model's peak memory is its own.
     static func probeInOwnProcess(config: ModelConfig, batch: Int, prompt: Int, new: Int, repeats: Int) throws -> CostModel.Measurement {

@@ -32,11 +32,10 @@ class ValidatedVulkanTestCase: XCTestCase {
 }
 
 final class VulkanOpsTests: ValidatedVulkanTestCase {
-    func lavapipe() throws -> VulkanOps { try VulkanOps(device: lavapipeDevice()) }
 
     /// Awkward sizes (not multiples of the 32 x 32 tiles), offsets into shared buffers, bias and accumulate.
     func testLinearMatchesTheCPUBackend() throws {
-        let ops = try lavapipe()
+        let vulkan = try VulkanBackend(device: lavapipeDevice())
         var rng = SeededGenerator(seed: 21)
         for (rows, inDim, outDim) in [(1, 7, 5), (13, 37, 29), (45, 64, 33)] {
             for (useBias, accumulate) in [(false, false), (true, false), (true, true)] {
@@ -46,16 +45,16 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
                 let bias = (0..<outDim).map { _ in rng.nextUniform() - 0.5 }
                 let previous = (0..<rows * outDim).map { _ in rng.nextUniform() - 0.5 }
                 // One parameter buffer holding bias and w at odd offsets, as the flat layout does.
-                let params = try ops.buffer(pad + outDim + w.count)
-                let input = try ops.buffer(x.count), output = try ops.buffer(pad + previous.count)
-                (params.mapped + pad).update(from: bias, count: outDim)
-                (params.mapped + pad + outDim).update(from: w, count: w.count)
-                input.mapped.update(from: x, count: x.count)
-                (output.mapped + pad).update(from: previous, count: previous.count)
-                try ops.linear(
-                    x: Tensor(buffer: input), weight: Tensor(buffer: params, offset: pad + outDim, count: w.count),
-                    bias: useBias ? Tensor(buffer: params, offset: pad, count: outDim) : nil,
-                    out: Tensor(buffer: output, offset: pad, count: previous.count), rows: rows, inDim: inDim, outDim: outDim,
+                let params = vulkan.allocate(pad + outDim + w.count)
+                let input = vulkan.allocate(x.count), output = vulkan.allocate(pad + previous.count)
+                let biasView = params.slice(pad, outDim), weight = params.slice(pad + outDim, w.count)
+                let out = output.slice(pad, previous.count)
+                bias.withUnsafeBufferPointer { vulkan.upload($0, to: biasView) }
+                w.withUnsafeBufferPointer { vulkan.upload($0, to: weight) }
+                x.withUnsafeBufferPointer { vulkan.upload($0, to: input) }
+                previous.withUnsafeBufferPointer { vulkan.upload($0, to: out) }
+                vulkan.linear(
+                    input, weight: weight, bias: useBias ? biasView : nil, out: out, rows: rows, inDim: inDim, outDim: outDim,
                     accumulate: accumulate)
                 var expected = previous
                 x.withUnsafeBufferPointer { xp in
@@ -69,9 +68,10 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
                         }
                     }
                 }
-                let ours = Array(UnsafeBufferPointer(start: output.mapped + pad, count: previous.count))
-                assertClose(ours, expected, "vulkan linear \(rows)x\(inDim)x\(outDim) bias \(useBias) acc \(accumulate)", tolerance: 1e-5)
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: output.mapped, count: pad)), [0, 0, 0], "nothing written before the view")
+                var all = [Float](repeating: .nan, count: output.count)
+                all.withUnsafeMutableBufferPointer { vulkan.download(output, into: $0) }
+                assertClose(Array(all[pad...]), expected, "vulkan linear \(rows)x\(inDim)x\(outDim) bias \(useBias) acc \(accumulate)", tolerance: 1e-5)
+                XCTAssertEqual(Array(all[..<pad]), [0, 0, 0], "nothing written before the view")
             }
         }
     }
