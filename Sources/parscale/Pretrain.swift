@@ -58,12 +58,10 @@ struct Pretrain: ParsableCommand {
             trainer = try TrainingFlags.resume(out)
         } else {
             let preset = size.shape
-            let shape = ShapeOptionsValues(
-                hidden: hidden ?? preset.hidden, layers: layers ?? preset.layers, heads: heads ?? preset.heads,
-                kvHeads: kvHeads ?? preset.kvHeads, intermediate: intermediate ?? preset.intermediate)
             let config = ModelConfig(
-                vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate,
-                numHiddenLayers: shape.layers, numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads,
+                vocabSize: 256, hiddenSize: hidden ?? preset.hidden, intermediateSize: intermediate ?? preset.intermediate,
+                numHiddenLayers: layers ?? preset.layers, numAttentionHeads: heads ?? preset.heads,
+                numKeyValueHeads: kvHeads ?? preset.kvHeads,
                 tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: prefixTokens, parscaleAttnSmooth: smoothing,
                 maxPositionEmbeddings: max(2048, training.seq ?? preset.sequence))
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
@@ -82,7 +80,6 @@ struct Pretrain: ParsableCommand {
     }
 }
 
-struct ShapeOptionsValues { let hidden, layers, heads, kvHeads, intermediate: Int }
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
