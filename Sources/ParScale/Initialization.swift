@@ -17,10 +17,17 @@ public struct InitOptions: Sendable {
     public var seed: UInt64 = 0
     public static let defaultPrefixStd = 0.02
     public var prefixStd: Double = InitOptions.defaultPrefixStd
-    public init(seed: UInt64 = 0, prefixStd: Double = InitOptions.defaultPrefixStd) {
+    public var aggregatorInit = AggregatorInit.zero
+    public init(seed: UInt64 = 0, prefixStd: Double = InitOptions.defaultPrefixStd, aggregatorInit: AggregatorInit = .zero) {
         self.seed = seed
         self.prefixStd = prefixStd
+        self.aggregatorInit = aggregatorInit
     }
+}
+
+/// The aggregation head's last layer: zero (uniform first mixing weights) or normal(0, initializer_range).
+public enum AggregatorInit: String, Codable, Sendable, CaseIterable {
+    case zero, normal
 }
 
 public enum Initializer {
@@ -35,7 +42,7 @@ public enum Initializer {
             let name = entry.name
             if name.hasSuffix("layernorm.weight") || name == "model.norm.weight" {
                 region.update(repeating: 1)
-            } else if name.hasSuffix(".bias") || name.hasPrefix("model.aggregate_layer.2.") {
+            } else if name.hasSuffix(".bias") || (name == "model.aggregate_layer.2.weight" && options.aggregatorInit == .zero) {
                 region.update(repeating: 0)
             } else {
                 let s = name.hasSuffix("prefix_k") || name.hasSuffix("prefix_v") ? options.prefixStd : std

@@ -12,8 +12,12 @@ public enum Report {
     }
 
     public static func build(dir: String) throws -> Output {
-        let results = try Sweep.results(in: dir)
-        guard !results.isEmpty else { throw TrainingError("\(dir): no finished runs (DIR/runs/*/result.json)") }
+        let allResults = try Sweep.results(in: dir)
+        guard !allResults.isEmpty else { throw TrainingError("\(dir): no finished runs (DIR/runs/*/result.json)") }
+        // An ablation folder: the plots and per-size table show the base recipe (and P = 1); every
+        // recipe is in the ablation table.
+        let ablation = AblationTable.load(dir)
+        let results = allResults.filter { $0.recipe == nil || $0.recipe == "base" }
         let fit = try? FitSummary.load(dir)
         let cost = FileManager.default.contents(atPath: CostReport.path(dir)).flatMap { try? JSONDecoder().decode(CostReport.self, from: $0) }
         let streams = Array(Set(results.map(\.streams))).sorted()
@@ -69,9 +73,13 @@ public enum Report {
 
         // Tables, as (header, rows) shared by both formats.
         var tables: [(title: String, header: [String], rows: [[String]])] = []
+        if let ablation {
+            let (header, rows) = ablation.rows
+            tables.append(("Recipe ablation (difference to P = 1 paired by seed; negative is better)", header, rows))
+        }
         tables.append((
             "Runs", ["run", "hidden", "P", "N (non-embedding)", "tokens", "val loss", "± SE", "task accuracy", "wall s"],
-            results.map { r in
+            allResults.map { r in
                 [r.name, "\(r.hidden)", "\(r.streams)", "\(r.nonEmbeddingParameters)", "\(r.tokens)", String(format: "%.4f", r.validationLoss),
                  String(format: "%.4f", r.validationLossSE), r.taskAccuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-",
                  String(format: "%.0f", r.wallSeconds)]
@@ -116,10 +124,10 @@ public enum Report {
             <style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}
             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}figure{margin:1em 0}</style></head><body>
             <h1>\(escape(title))</h1>
-            <p>\(results.count) runs. Made by <code>parscale report</code>.</p>
+            <p>\(allResults.count) runs. Made by <code>parscale report</code>.</p>
 
             """
-        var markdown = "# \(title)\n\n\(results.count) runs. Made by `parscale report`.\n\n"
+        var markdown = "# \(title)\n\n\(allResults.count) runs. Made by `parscale report`.\n\n"
         for name in plots.keys.sorted() {
             html += "<figure>\(plots[name]!)</figure>\n"
             markdown += "![\(name)](\(name))\n\n"

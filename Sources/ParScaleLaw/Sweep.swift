@@ -7,9 +7,11 @@ public struct SweepRun: Codable, Equatable, Sendable {
     public var hidden: Int
     public var streams: Int
     public var seed: UInt64
-    public var name: String { "h\(hidden)-p\(streams)-s\(seed)" }
-    public init(hidden: Int, streams: Int, seed: UInt64) {
-        (self.hidden, self.streams, self.seed) = (hidden, streams, seed)
+    /// The named recipe of an ablation run (nil: the plan's recipe, in a plain sweep).
+    public var recipe: String?
+    public var name: String { (recipe.map { "\($0)-" } ?? "") + "h\(hidden)-p\(streams)-s\(seed)" }
+    public init(hidden: Int, streams: Int, seed: UInt64, recipe: String? = nil) {
+        (self.hidden, self.streams, self.seed, self.recipe) = (hidden, streams, seed, recipe)
     }
 }
 
@@ -24,7 +26,8 @@ public struct SweepPlan: Codable, Equatable, Sendable {
     public var kvHeads = 2
     /// Intermediate size per hidden size; absent sizes get 2.75 x hidden (a multiple of 8).
     public var intermediates: [Int: Int] = [:]
-    public var prefixTokens = 8
+    /// How the ParScale parts start and learn (prefix tokens T included).
+    public var recipe = Recipe.standard
     public var sequence = 128
     public var batch = 8
     public var learningRate = 3e-3
@@ -50,7 +53,8 @@ public struct SweepPlan: Codable, Equatable, Sendable {
             vocabSize: 256, hiddenSize: run.hidden,
             intermediateSize: intermediates[run.hidden] ?? Int((2.75 * Double(run.hidden) / 8).rounded()) * 8,
             numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: true,
-            parscaleN: run.streams, parscaleNTokens: prefixTokens, maxPositionEmbeddings: max(2048, sequence))
+            parscaleN: run.streams, parscaleNTokens: recipe.prefixTokens, parscaleAttnSmooth: recipe.smoothing,
+            maxPositionEmbeddings: max(2048, sequence))
     }
 
     public func trainingOptions(_ run: SweepRun) -> TrainingOptions {
@@ -66,6 +70,8 @@ public struct SweepPlan: Codable, Equatable, Sendable {
         o.data = data
         o.data.seed = data.kind == "synthetic" ? data.seed : run.seed
         o.optimizer.learningRate = learningRate
+        recipe.apply(to: &o)
+        if run.streams == 1 { o.prefixReparam = 0 }
         return o
     }
 }
@@ -86,6 +92,8 @@ public struct SweepResult: Codable, Sendable {
     public var wallSeconds: Double
     public var backend: String
     public var config: ModelConfig
+    /// The named recipe of an ablation run; nil in a plain sweep (and for P = 1, shared by recipes).
+    public var recipe: String?
 }
 
 public enum Sweep {
@@ -103,7 +111,7 @@ public enum Sweep {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         if let data = FileManager.default.contents(atPath: planPath(dir)) {
-            let existing = try JSONDecoder().decode(SweepPlan.self, from: data)
+            let existing = try? JSONDecoder().decode(SweepPlan.self, from: data)
             guard existing == plan else {
                 throw TrainingError("\(planPath(dir)) holds a different plan; use another --out, or the same flags as before")
             }
@@ -132,8 +140,9 @@ public enum Sweep {
             trainer = try Trainer.resume(runDirectory: runDir, backend: CPUBackend())
             log("\(run.name): resuming at step \(trainer.state.step)")
         } else {
-            let model = ParScaleModel.initialized(plan.config(run), backend: CPUBackend(), options: InitOptions(seed: run.seed))
-            trainer = try Trainer.start(runDirectory: runDir, model: model, options: plan.trainingOptions(run))
+            let model = ParScaleModel.initialized(plan.config(run), backend: CPUBackend(), options: plan.recipe.initOptions(seed: run.seed))
+            trainer = try Trainer.start(
+                runDirectory: runDir, model: model, options: plan.trainingOptions(run), recipe: plan.recipe.metadata)
             log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
         }
         try trainer.run { line in if line.hasPrefix("eval") { log("  \(run.name) \(line)") } }  // progress lines would flood a sweep
@@ -144,7 +153,7 @@ public enum Sweep {
             nonEmbeddingParameters: counts.nonEmbedding, parscaleParameters: counts.parscaleOnly, tokens: trainer.state.tokens,
             validationLoss: e.validationLoss, validationLossSE: e.standardError, taskAccuracy: e.taskAccuracy,
             wallSeconds: trainer.state.elapsedSeconds, backend: trainer.model.backend.name,
-            config: trainer.model.config)
+            config: trainer.model.config, recipe: run.recipe)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(encoder.encode(result), to: resultPath(dir, run))
@@ -176,7 +185,7 @@ extension SweepPlan {
         case "tiny":
             var plan = SweepPlan(hiddenSizes: [32, 48, 64], streams: [1, 2], seeds: [0], tokens: 65_536)
             plan.layers = 2
-            plan.prefixTokens = 4
+            plan.recipe.prefixTokens = 4
             plan.sequence = 64
             plan.evalWindows = 16
             plan.taskExamples = 0
@@ -196,7 +205,7 @@ extension SweepPlan {
             plan.heads = 16
             plan.kvHeads = 2
             plan.intermediates = sizes
-            plan.prefixTokens = 48
+            plan.recipe.prefixTokens = 48
             plan.sequence = 2048
             plan.batch = 32
             return plan

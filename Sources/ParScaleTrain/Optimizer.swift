@@ -16,6 +16,9 @@ public struct OptimizerOptions: Codable, Equatable, Sendable {
     public var parscaleLRScale = 1.0
     public init() {}
 
+    /// The factor that scales gradients of global norm `norm` down to `clipNorm`.
+    public func clipScale(norm: Double) -> Double { clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1 }
+
     public func warmup(totalSteps: Int) -> Int { warmupSteps > 0 ? warmupSteps : max(1, totalSteps / 20) }
 
     /// Learning rate of 1-based `step` out of `totalSteps`.
@@ -40,8 +43,9 @@ public struct ParameterGroup: Equatable, Sendable {
     /// biases (as usual), and none on the prefixes: they are each stream's only identity, and
     /// decay would pull every stream's prefix towards the same zero, making the streams alike.
     /// `freezeBackbone`: only the prefixes and the aggregation head are trainable.
+    /// `freezePrefixes`: the prefixes are not updated here (a `PrefixReparam` writes them).
     public static func groups(
-        _ layout: ParameterLayout, parscaleLRScale: Double, freezeBackbone: Bool = false
+        _ layout: ParameterLayout, parscaleLRScale: Double, freezeBackbone: Bool = false, freezePrefixes: Bool = false
     ) -> [ParameterGroup] {
         var groups: [ParameterGroup] = []
         for e in layout.entries {
@@ -49,7 +53,7 @@ public struct ParameterGroup: Equatable, Sendable {
             let parscale = ParameterLayout.isParScaleOnly(e.name)
             let decay = e.shape.count == 2 && !isPrefix
             let scale = parscale ? parscaleLRScale : 1
-            let trainable = parscale || !freezeBackbone
+            let trainable = (parscale || !freezeBackbone) && !(isPrefix && freezePrefixes)
             if let last = groups.last, last.decay == decay, last.lrScale == scale, last.trainable == trainable,
                 last.offset + last.count == e.offset
             {
@@ -73,24 +77,26 @@ public final class AdamW {
     let backend: Backend
 
     /// `model` must be on a training backend (see `ParScaleModel.trainingBackend`).
-    public init(model: ParScaleModel, options: OptimizerOptions, freezeBackbone: Bool = false) {
+    public init(model: ParScaleModel, options: OptimizerOptions, freezeBackbone: Bool = false, freezePrefixes: Bool = false) {
         self.options = options
         backend = model.trainingBackend!
         groups = ParameterGroup.groups(
-            model.layout, parscaleLRScale: options.parscaleLRScale, freezeBackbone: freezeBackbone)
+            model.layout, parscaleLRScale: options.parscaleLRScale, freezeBackbone: freezeBackbone,
+            freezePrefixes: freezePrefixes)
         m = model.backend.allocate(model.parameters.count)
         v = model.backend.allocate(model.parameters.count)
     }
 
-    /// Global gradient norm, then one AdamW step at `learningRate` with clipping to `clipNorm`.
+    /// Global gradient norm (with `extraSquaredNorm`: gradients of tensors outside the model, such
+    /// as a `PrefixReparam`'s), then one AdamW step at `learningRate` with clipping to `clipNorm`.
     /// Returns the norm before clipping; a non-finite norm leaves everything untouched.
     @discardableResult
-    public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double) -> Double {
-        let norm = groups.filter(\.trainable).reduce(0.0) {
+    public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double, extraSquaredNorm: Double = 0) -> Double {
+        let norm = groups.filter(\.trainable).reduce(extraSquaredNorm) {
             $0 + backend.sumOfSquares(gradients.slice($1.offset, $1.count))
         }.squareRoot()
         guard norm.isFinite else { return norm }
-        let clip = options.clipNorm > 0 && norm > options.clipNorm ? options.clipNorm / norm : 1
+        let clip = options.clipScale(norm: norm)
         step += 1
         for g in groups where g.trainable {
             let settings = AdamWSettings(

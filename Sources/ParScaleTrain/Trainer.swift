@@ -28,7 +28,26 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var optimizer = OptimizerOptions()
     /// Train only the prefixes and the aggregation head (recycling onto a frozen backbone).
     public var freezeBackbone = false
+    /// Hidden width of the prefix reparameterisation MLP (`PrefixReparam`); 0: plain prefixes.
+    public var prefixReparam = 0
     public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        batch = try c.decode(Int.self, forKey: .batch)
+        sequence = try c.decode(Int.self, forKey: .sequence)
+        steps = try c.decode(Int.self, forKey: .steps)
+        accumulate = try c.decode(Int.self, forKey: .accumulate)
+        evalEvery = try c.decode(Int.self, forKey: .evalEvery)
+        checkpointEvery = try c.decode(Int.self, forKey: .checkpointEvery)
+        evalWindows = try c.decode(Int.self, forKey: .evalWindows)
+        taskExamples = try c.decode(Int.self, forKey: .taskExamples)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        data = try c.decode(DataSpec.self, forKey: .data)
+        optimizer = try c.decode(OptimizerOptions.self, forKey: .optimizer)
+        freezeBackbone = try c.decodeIfPresent(Bool.self, forKey: .freezeBackbone) ?? false
+        prefixReparam = try c.decodeIfPresent(Int.self, forKey: .prefixReparam) ?? 0  // runs from before it existed
+    }
     public var tokensPerStep: Int { batch * sequence * accumulate }
 }
 
@@ -125,6 +144,8 @@ public final class Trainer {
     let gradients: Tensor
     let backend: Backend
     let validation: TrainingOptions
+    /// The prefix reparameterisation, when the recipe has one.
+    let reparam: PrefixReparam?
 
     public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
     public static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
@@ -145,7 +166,8 @@ public final class Trainer {
         validation = o
         corpus = o.data.kind == "text" ? try TextCorpus(path: o.data.path ?? "") : nil
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
-        optimizer = AdamW(model: model, options: o.optimizer, freezeBackbone: o.freezeBackbone)
+        reparam = o.prefixReparam > 0 ? try PrefixReparam(model: model, hiddenSize: o.prefixReparam, seed: o.seed) : nil
+        optimizer = AdamW(model: model, options: o.optimizer, freezeBackbone: o.freezeBackbone, freezePrefixes: reparam != nil)
         gradients = model.backend.allocate(model.parameters.count)
     }
 
@@ -186,6 +208,9 @@ public final class Trainer {
             throw TrainingError("\(optimizerPath): moments have \(m.count) values, the model \(count)")
         }
         trainer.optimizer.restore(m: m, v: v, step: state.step, backend: backend)
+        if let reparam = trainer.reparam {
+            try reparam.restore(from: (dir as NSString).appendingPathComponent(PrefixReparam.fileName), step: state.step)
+        }
         trainer.truncateMetrics(after: state.step)
         return trainer
     }
@@ -219,7 +244,15 @@ public final class Trainer {
                     gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone) / Double(o.accumulate)
             }
             let lr = o.optimizer.learningRate(step: state.step + 1, totalSteps: total)
-            let norm = loss.isFinite ? optimizer.update(model: model, gradients: gradients, learningRate: lr) : .nan
+            let reparamSquares = loss.isFinite ? reparam?.backward(modelGradients: gradients, backend: backend) ?? 0 : 0
+            let norm = loss.isFinite
+                ? optimizer.update(model: model, gradients: gradients, learningRate: lr, extraSquaredNorm: reparamSquares) : .nan
+            if let reparam, norm.isFinite {
+                reparam.update(
+                    learningRate: lr * o.optimizer.parscaleLRScale, gradScale: o.optimizer.clipScale(norm: norm),
+                    step: optimizer.step, options: o.optimizer)
+                reparam.fold(into: model)
+            }
             guard loss.isFinite, norm.isFinite else {
                 throw TrainingError(
                     "step \(state.step + 1): non-finite \(loss.isFinite ? "gradient norm" : "loss") (loss \(loss), gradient norm \(norm)); stopped. "
@@ -280,6 +313,7 @@ public final class Trainer {
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
         try Checkpoint.save(model, to: partial)
+        try reparam?.save(to: (partial as NSString).appendingPathComponent(PrefixReparam.fileName), step: state.step)
         var m = [Float](repeating: 0, count: model.parameters.count), v = m
         m.withUnsafeMutableBufferPointer { model.backend.download(optimizer.m, into: $0) }
         v.withUnsafeMutableBufferPointer { model.backend.download(optimizer.v, into: $0) }

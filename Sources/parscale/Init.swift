@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParScale
+import ParScaleTrain
 
 /// The model-shape flags shared by `init` and the benchmarks.
 struct ShapeOptions: ParsableArguments {
@@ -10,17 +11,15 @@ struct ShapeOptions: ParsableArguments {
     @Option(name: .customLong("kv-heads"), help: "Key/value heads KVH (NH must be a multiple).") var kvHeads: Int = 2
     @Option(help: "MLP intermediate size.") var intermediate: Int = 352
     @Option(help: "Vocabulary size (256 = byte level).") var vocab: Int = 256
-    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer (the paper uses 48).") var prefixTokens: Int = 48
     @Flag(help: "Tie the output head to the embedding.") var tied = false
-    @Option(help: "Aggregation smoothing s: every stream keeps at least s/P of the weight (official default 0.01; the released models use 0.1).")
-    var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Option(name: .customLong("max-position"), help: "max_position_embeddings written to config.json.") var maxPosition: Int = 2048
 
-    func config(streams: Int) throws -> ModelConfig {
+    /// The model of this shape with P streams and the recipe's T and smoothing.
+    func config(streams: Int, recipe: Recipe) throws -> ModelConfig {
         let config = ModelConfig(
             vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
             numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: tied, parscaleN: streams,
-            parscaleNTokens: prefixTokens, parscaleAttnSmooth: smoothing, maxPositionEmbeddings: maxPosition)
+            parscaleNTokens: recipe.prefixTokens, parscaleAttnSmooth: recipe.smoothing, maxPositionEmbeddings: maxPosition)
         do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
         return config
     }
@@ -31,26 +30,28 @@ struct Init: ParsableCommand {
         abstract: "Write a randomly initialised checkpoint in the official layout.",
         discussion: """
             Backbone: normal(0, 0.02) linear and embedding weights, zero biases, unit norms (as Qwen2). \
-            ParScale: prefixes normal(0, --prefix-std), distinct per stream so the streams can differ; \
-            aggregator first layer normal(0, 0.02), last layer zero, so the first mixing weights are uniform.
+            ParScale: the recipe's initialisation (see `pretrain --help`): prefixes normal(0, --prefix-std), \
+            distinct per stream so the streams can differ; aggregator first layer normal(0, 0.02), last layer \
+            zero, so the first mixing weights are uniform.
             """)
 
     @Option(help: "Output checkpoint folder.") var out: String
     @OptionGroup var shape: ShapeOptions
     @Option(name: .customLong("P"), help: "Number of parallel streams P.") var streams: Int = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(name: .customLong("prefix-std"), help: "Standard deviation of the initial prefixes.") var prefixStd: Double = InitOptions().prefixStd
+    @OptionGroup var recipe: RecipeFlags
     @Flag(help: "Overwrite an existing checkpoint in --out.") var force = false
 
     func run() throws {
-        let config = try shape.config(streams: streams)
+        let recipe = recipe.resolved()
+        let config = try shape.config(streams: streams, recipe: recipe)
         if !force && FileManager.default.fileExists(atPath: Checkpoint.configPath(out)) {
             throw ValidationError("\(out) already holds a checkpoint; pass --force to overwrite it")
         }
         let layout = ParameterLayout(config)
         var params = [Float](repeating: 0, count: layout.totalCount)
         params.withUnsafeMutableBufferPointer {
-            Initializer.initialize(layout, into: $0, options: InitOptions(seed: seed, prefixStd: prefixStd))
+            Initializer.initialize(layout, into: $0, options: recipe.initOptions(seed: seed))
         }
         try params.withUnsafeBufferPointer { try Checkpoint.save(config: config, parameters: $0, to: out) }
         let counts = layout.counts

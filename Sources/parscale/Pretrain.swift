@@ -29,6 +29,9 @@ struct Pretrain: ParsableCommand {
             --resume continues a stopped run exactly (bit for bit at the same thread count).
             Optimizer: AdamW (betas 0.9/0.95), linear warm-up then cosine decay to 10%, gradient clipping; \
             weight decay on weight matrices only (not norms, biases or prefixes).
+            Recipe (how the ParScale parts start and learn; `--recipe` and the flags below, recorded in \
+            trainer_state.json): by default prefixes N(0, 0.02) distinct per stream, T = 8, the aggregator's \
+            last layer at zero (uniform first weights), smoothing 0.1; `parscale ablate` measures the choices.
             """)
 
     @Option(help: "Run folder.") var out: String
@@ -42,10 +45,8 @@ struct Pretrain: ParsableCommand {
     @Option(name: .customLong("kv-heads"), help: "Key/value heads.") var kvHeads: Int?
     @Option(help: "MLP intermediate size.") var intermediate: Int?
     @Option(name: .customLong("P"), help: "Parallel streams P.") var streams: Int = 1
-    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 48
-    @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Flag(help: "Untie the output head from the embedding (tied by default).") var untied = false
-    @Option(name: .customLong("prefix-std"), help: "Standard deviation of the initial prefixes.") var prefixStd: Double = InitOptions().prefixStd
+    @OptionGroup var recipe: RecipeFlags
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
@@ -57,20 +58,23 @@ struct Pretrain: ParsableCommand {
         if resume {
             trainer = try TrainingFlags.resume(out)
         } else {
+            let recipe = self.recipe.resolved()
             let preset = size.shape
             let config = ModelConfig(
                 vocabSize: 256, hiddenSize: hidden ?? preset.hidden, intermediateSize: intermediate ?? preset.intermediate,
                 numHiddenLayers: layers ?? preset.layers, numAttentionHeads: heads ?? preset.heads,
                 numKeyValueHeads: kvHeads ?? preset.kvHeads,
-                tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: prefixTokens, parscaleAttnSmooth: smoothing,
+                tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: recipe.prefixTokens, parscaleAttnSmooth: recipe.smoothing,
                 maxPositionEmbeddings: max(2048, training.seq ?? preset.sequence))
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
-            let options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
+            var options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
+            recipe.apply(to: &options)
+            if streams == 1 { options.prefixReparam = 0 }  // no prefixes to reparameterise
             let model = try from.map { try Checkpoint.load($0, backend: CPUBackend()) }
-                ?? ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: training.seed, prefixStd: prefixStd))
+                ?? ParScaleModel.initialized(config, backend: CPUBackend(), options: recipe.initOptions(seed: training.seed))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
-                recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale), "initialised_from": from ?? "random"])
+                recipe: recipe.metadata.merging(["prefix_init": "normal", "initialised_from": from ?? "random"]) { $1 })
             let counts = model.layout.counts, c = model.config
             standardError(
                 "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "
@@ -135,7 +139,6 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Warm-up steps (default 5% of the run).") var warmup: Int?
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weight matrices.") var weightDecay: Double = 0.1
     @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
-    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator.") var parscaleLRScale: Double = 1
     @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
     @Option(help: "UTF-8 text file or folder to train on (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic (reasoning tasks) or code (the Swift toolchain's interface files).") var corpus: BuiltinCorpus = .synthetic
@@ -170,7 +173,6 @@ struct TrainingFlags: ParsableArguments {
         options.optimizer.warmupSteps = warmup ?? 0
         options.optimizer.weightDecay = weightDecay
         options.optimizer.clipNorm = clip
-        options.optimizer.parscaleLRScale = parscaleLRScale
         return options
     }
 

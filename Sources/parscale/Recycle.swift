@@ -22,12 +22,10 @@ struct Recycle: ParsableCommand {
     @Option(name: .customLong("P"), help: "Streams of the recycled model.") var streams: Int = 4
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out.") var resume = false
-    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer.") var prefixTokens: Int = 16
     @Option(name: .customLong("prefix-init"), help: "Prefix initialisation: normal (distinct draws per stream) or data (the source's keys/values of real text, a span per stream).")
     var prefixInit: PrefixInit = .normal
-    @Option(name: .customLong("prefix-std"), help: "Standard deviation for --prefix-init normal.") var prefixStd: Double = InitOptions.defaultPrefixStd
-    @Option(help: "Aggregation smoothing.") var smoothing: Double = ModelConfig.defaultSmoothingForNewModels
     @Flag(name: .customLong("freeze-backbone"), help: "Train only the prefixes and the aggregation head.") var freezeBackbone = false
+    @OptionGroup var recipe: RecipeFlags
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
@@ -41,14 +39,17 @@ struct Recycle: ParsableCommand {
             trainer = try TrainingFlags.resume(out)
         } else {
             let source = try Checkpoint.load(from!, backend: CPUBackend())
+            let recipe = self.recipe.resolved()
             var options = try training.options(defaultSequence: 128, defaultBatch: 8)
+            recipe.apply(to: &options)
             options.freezeBackbone = freezeBackbone
             let corpus = try training.corpus.corpus(data: training.data)
             var recycleOptions = RecycleOptions(streams: streams)
-            recycleOptions.prefixTokens = prefixTokens
+            recycleOptions.prefixTokens = recipe.prefixTokens
             recycleOptions.prefixInit = prefixInit
-            recycleOptions.prefixStd = prefixStd
-            recycleOptions.smoothing = smoothing
+            recycleOptions.prefixStd = recipe.prefixStd
+            recycleOptions.smoothing = recipe.smoothing
+            recycleOptions.aggregatorInit = recipe.aggregatorInit
             recycleOptions.seed = training.seed
             let model = try Recycler.recycle(source: source, options: recycleOptions, data: options.data, corpus: corpus)
             // Step 0: how close the recycled model starts to its source.
@@ -61,15 +62,15 @@ struct Recycle: ParsableCommand {
             let sourceLoss = try loss(source), startLoss = try loss(model)
             standardError(String(
                 format: "recycling %@ into P = %d (T = %d, prefixes from %@%@): step 0 val loss %.4f, source %.4f (%+.4f)",
-                from!, streams, prefixTokens, prefixInit.rawValue, freezeBackbone ? ", frozen backbone" : "", startLoss,
+                from!, streams, recipe.prefixTokens, prefixInit.rawValue, freezeBackbone ? ", frozen backbone" : "", startLoss,
                 sourceLoss, startLoss - sourceLoss))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
-                recipe: [
-                    "recycled_from": from!, "prefix_init": prefixInit.rawValue, "prefix_std": String(prefixStd),
+                recipe: recipe.metadata.merging([
+                    "recycled_from": from!, "prefix_init": prefixInit.rawValue,
                     "freeze_backbone": String(freezeBackbone), "source_val_loss": String(sourceLoss),
                     "step0_val_loss": String(startLoss), "backbone_hash": Adapter.backboneHash(source),
-                ])
+                ]) { $1 })
         }
         try training.runToEnd(trainer)
         if trainer.state.options.freezeBackbone {

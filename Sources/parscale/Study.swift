@@ -120,7 +120,6 @@ struct Study: ParsableCommand {
         let summary = try Fit.fit(dir, samples: preset == "tiny" ? 50 : 200)
         standardError(String(format: "fit: k = %.4g, 95%% [%.4g, %.4g], R^2 = %.4f", summary.k, summary.intervals["k"]?[0] ?? .nan, summary.intervals["k"]?[1] ?? .nan, summary.r2))
         var base = plan.config(SweepRun(hidden: plan.hiddenSizes.max()!, streams: 1, seed: 0))
-        base.parscaleNTokens = plan.prefixTokens
         let P = plan.streams.max()!
         // The cost comparison needs an equivalent dense size: the fitted k when its interval
         // excludes 0, else the paper's k (and the report says which).

@@ -24,12 +24,12 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Seeds, comma-separated.") var seeds: String?
     @Option(help: "Training tokens per run.") var tokens: Int?
     @Option(help: "Layers of every model.") var layers: Int?
-    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int?
     @Option(help: "Tokens per sequence.") var seq: Int?
     @Option(help: "Sequences per batch.") var batch: Int?
     @Option(help: "Peak learning rate.") var lr: Double?
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus?
+    @OptionGroup var recipe: RecipeFlags
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them.") var emitJobs = false
 
@@ -49,7 +49,7 @@ struct SweepCommand: ParsableCommand {
         if let seeds { plan.seeds = try parseTokenList(seeds, flag: "--seeds").map { UInt64($0) } }
         if let tokens { plan.tokens = tokens }
         if let layers { plan.layers = layers }
-        if let prefixTokens { plan.prefixTokens = prefixTokens }
+        plan.recipe = recipe.resolved(base: plan.recipe)
         if let seq { plan.sequence = seq }
         if let batch { plan.batch = batch }
         if let lr { plan.learningRate = lr }

@@ -240,4 +240,38 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("/nonexistent/sweep"), bad.err)
     }
+
+    /// A tiny ablation end to end: P = 1 runs shared by the recipes, cells paired by seed, the
+    /// table in JSON, in ablation.md and in the report.
+    func testTinyAblationTabulatesRecipesAgainstP1() throws {
+        let dir = temporary().appendingPathComponent("ablation").path
+        let args = ["ablate", "--out", dir, "--recipes", "base,reparam", "--sizes", "32,48", "--P", "2", "--seeds", "0,1",
+                    "--tokens", "4096", "--corpus", "synthetic"]
+        let run = try parscale(args)
+        XCTAssertEqual(run.status, 0, run.err)
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir + "/runs").sorted()
+        XCTAssertEqual(runs.count, 4 + 2 * 4, "\(runs)")  // P = 1 once per size and seed, then each recipe
+        XCTAssertTrue(runs.contains("h32-p1-s0") && runs.contains("reparam-h48-p2-s1"), "\(runs)")
+        let state = try String(contentsOfFile: dir + "/runs/reparam-h32-p2-s0/checkpoint/trainer_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"prefix_reparam\" : \"64\""), state)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/runs/reparam-h32-p2-s0/checkpoint/reparam.safetensors"))
+        let table = try JSONSerialization.jsonObject(with: Data(try parscale(args + ["--table-only", "--json"]).out.utf8)) as! [String: Any]
+        let cells = try XCTUnwrap(table["cells"] as? [[String: Any]])
+        XCTAssertEqual(cells.count, 4)  // 2 recipes x 2 sizes
+        for cell in cells {
+            XCTAssertEqual(cell["seeds"] as? [Int], [0, 1])
+            let losses = try XCTUnwrap(cell["losses"] as? [Double]), mean = try XCTUnwrap(cell["mean"] as? Double)
+            XCTAssertEqual(mean, losses.reduce(0, +) / 2, accuracy: 1e-12)
+            XCTAssertNotNil(cell["differenceSE"] as? Double)
+            XCTAssertNotNil(cell["lawGain"] as? Double)
+        }
+        XCTAssertTrue(try String(contentsOfFile: dir + "/ablation.md", encoding: .utf8).contains("| reparam | 48 | 2 | 2 |"))
+        XCTAssertEqual(try parscale(["report", dir]).status, 0)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/report.md", encoding: .utf8).contains("Recipe ablation"))
+        // A second run trains nothing; an unknown recipe is a clear error.
+        XCTAssertEqual(try parscale(args).err.components(separatedBy: "skipped").count - 1, 12)
+        let bad = try parscale(["ablate", "--out", dir, "--recipes", "nonsense"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("unknown recipe 'nonsense'"), bad.err)
+    }
 }

@@ -14,7 +14,7 @@ final class StudyTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-study-\(UUID().uuidString)").path
         var plan = SweepPlan(hiddenSizes: [16, 24, 32], streams: [1, 2], seeds: [0], tokens: 4 * 8 * 32)
         plan.layers = 1
-        plan.prefixTokens = 2
+        plan.recipe.prefixTokens = 2
         plan.sequence = 32
         plan.evalWindows = 4
         plan.taskExamples = 0

@@ -1,0 +1,157 @@
+import Foundation
+import ParScale
+import ParScaleTrain
+
+/// `parscale ablate`: named recipes x sizes x P x seeds at a fixed corpus and token budget, each
+/// P > 1 cell compared with P = 1 on the same seeds (same data order), so seed noise is paired out.
+/// P = 1 runs have no ParScale parts and are shared by every recipe (DIR/runs/h64-p1-s0); recipe
+/// runs are DIR/runs/RECIPE-h64-p4-s0.
+public struct AblationPlan: Codable, Equatable, Sendable {
+    public var recipes: [String]
+    public var streams: [Int]  // P > 1 values compared with P = 1
+    /// Sizes, seeds, tokens, data and the model shape; its own `streams` and `recipe` are unused.
+    public var sweep: SweepPlan
+
+    public init(recipes: [String], streams: [Int], sweep: SweepPlan) {
+        (self.recipes, self.streams, self.sweep) = (recipes, streams, sweep)
+    }
+
+    /// The issue's grid: hidden 64 and 96 (2.25x the non-embedding parameters), 4 layers, 2M
+    /// tokens of the built-in code corpus, 3 seeds, P = 1 against P = 4.
+    public static func standard(recipes: [String]) -> AblationPlan {
+        var sweep = SweepPlan(hiddenSizes: [64, 96], streams: [1, 4], seeds: [0, 1, 2], tokens: 2_000_000)
+        sweep.evalWindows = 64
+        sweep.taskExamples = 0
+        sweep.data = .text(TextCorpus.builtinCode, seed: 0)
+        return AblationPlan(recipes: recipes, streams: [4], sweep: sweep)
+    }
+
+    /// Every run with the plan that trains it: P = 1 runs first (they anchor every comparison).
+    public var runs: [(run: SweepRun, plan: SweepPlan)] {
+        var out: [(SweepRun, SweepPlan)] = []
+        for h in sweep.hiddenSizes {
+            for s in sweep.seeds { out.append((SweepRun(hidden: h, streams: 1, seed: s), sweep)) }
+        }
+        for r in recipes {
+            var plan = sweep
+            plan.recipe = Recipe.named(r) ?? sweep.recipe
+            for h in sweep.hiddenSizes {
+                for p in streams {
+                    for s in sweep.seeds { out.append((SweepRun(hidden: h, streams: p, seed: s, recipe: r), plan)) }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// One (recipe, size, P) cell against P = 1.
+public struct AblationCell: Codable, Sendable {
+    public var recipe: String
+    public var hidden: Int
+    public var streams: Int
+    public var seeds: [UInt64]
+    public var losses: [Double]
+    public var mean: Double
+    public var sd: Double
+    /// Mean over seeds of (loss - the P = 1 loss of the same seed): negative is better than P = 1.
+    public var difference: Double
+    /// Standard error of that mean difference (sd of the paired differences / sqrt(seeds)).
+    public var differenceSE: Double
+    /// The gain the paper's law (k = 0.39) predicts for this P at this size, read off this
+    /// ablation's own P = 1 sizes (their loss slope in ln N), and the measured gain as a fraction of it.
+    public var lawGain: Double?
+    public var fractionOfLawGain: Double?
+}
+
+public struct AblationTable: Codable, Sendable {
+    public var cells: [AblationCell]
+    /// P = 1 per size: mean, sd over seeds.
+    public var baselines: [AblationCell]
+    public static let paperK = 0.39
+
+    static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("ablation.json") }
+
+    public static func load(_ dir: String) -> AblationTable? {
+        FileManager.default.contents(atPath: path(dir)).flatMap { try? JSONDecoder().decode(AblationTable.self, from: $0) }
+    }
+
+    /// The table from the finished runs in `dir` (cells with no paired seed are left out).
+    public static func build(dir: String) throws -> AblationTable {
+        let results = try Sweep.results(in: dir)
+        let p1 = results.filter { $0.streams == 1 }
+        var baselines: [AblationCell] = []
+        var slope: Double?  // d loss / d ln N at P = 1, from the smallest and largest size
+        for h in Set(p1.map(\.hidden)).sorted() {
+            let runs = p1.filter { $0.hidden == h }.sorted { $0.seed < $1.seed }
+            let (mean, sd) = meanAndSD(runs.map(\.validationLoss))
+            baselines.append(AblationCell(
+                recipe: "P = 1", hidden: h, streams: 1, seeds: runs.map(\.seed), losses: runs.map(\.validationLoss),
+                mean: mean, sd: sd, difference: 0, differenceSE: 0))
+        }
+        if let lo = baselines.first, let hi = baselines.last, lo.hidden != hi.hidden {
+            let nLo = Double(p1.first { $0.hidden == lo.hidden }!.nonEmbeddingParameters)
+            let nHi = Double(p1.first { $0.hidden == hi.hidden }!.nonEmbeddingParameters)
+            slope = (hi.mean - lo.mean) / log(nHi / nLo)
+        }
+        var cells: [AblationCell] = []
+        let others = results.filter { $0.streams > 1 }
+        let keys = Set(others.map { "\($0.recipe ?? "-")|\($0.hidden)|\($0.streams)" })
+        for key in keys.sorted() {
+            let parts = key.split(separator: "|")
+            let recipe = String(parts[0]), h = Int(parts[1])!, p = Int(parts[2])!
+            let runs = others.filter { ($0.recipe ?? "-") == recipe && $0.hidden == h && $0.streams == p }.sorted { $0.seed < $1.seed }
+            var differences: [Double] = [], seeds: [UInt64] = [], losses: [Double] = []
+            for r in runs {
+                guard let base = p1.first(where: { $0.hidden == h && $0.seed == r.seed }) else { continue }
+                differences.append(r.validationLoss - base.validationLoss)
+                seeds.append(r.seed)
+                losses.append(r.validationLoss)
+            }
+            guard !seeds.isEmpty else { continue }
+            let (mean, sd) = meanAndSD(losses)
+            let (difference, differenceSD) = meanAndSD(differences)
+            let lawGain = slope.map { -$0 * log(1 + paperK * log(Double(p))) }
+            cells.append(AblationCell(
+                recipe: recipe, hidden: h, streams: p, seeds: seeds, losses: losses, mean: mean, sd: sd, difference: difference,
+                differenceSE: differenceSD / Double(seeds.count).squareRoot(), lawGain: lawGain,
+                fractionOfLawGain: lawGain.flatMap { $0 > 0 ? -difference / $0 : nil }))
+        }
+        return AblationTable(cells: cells, baselines: baselines)
+    }
+
+    static func meanAndSD(_ x: [Double]) -> (Double, Double) {
+        let mean = x.reduce(0, +) / Double(max(1, x.count))
+        let variance = x.count > 1 ? x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count - 1) : 0
+        return (mean, variance.squareRoot())
+    }
+
+    /// Header and rows, shared by the terminal, Markdown and HTML.
+    public var rows: (header: [String], rows: [[String]]) {
+        let header = ["recipe", "hidden", "P", "seeds", "mean val loss", "sd", "vs P = 1", "± SE", "t", "law's gain", "fraction"]
+        var rows = baselines.map { b in
+            [b.recipe, "\(b.hidden)", "1", "\(b.seeds.count)", String(format: "%.4f", b.mean), String(format: "%.4f", b.sd), "", "", "", "", ""]
+        }
+        for c in cells {
+            let t = c.differenceSE > 0 ? String(format: "%.1f", c.difference / c.differenceSE) : "-"
+            rows.append([
+                c.recipe, "\(c.hidden)", "\(c.streams)", "\(c.seeds.count)", String(format: "%.4f", c.mean), String(format: "%.4f", c.sd),
+                String(format: "%+.4f", c.difference), String(format: "%.4f", c.differenceSE), t,
+                c.lawGain.map { String(format: "%.4f", $0) } ?? "-", c.fractionOfLawGain.map { String(format: "%.2f", $0) } ?? "-",
+            ])
+        }
+        return (header, rows)
+    }
+
+    public var markdown: String {
+        let (header, rows) = rows
+        return "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---|" }.joined() + "\n"
+            + rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+    }
+
+    public func save(_ dir: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(encoder.encode(self), to: Self.path(dir))
+    }
+}

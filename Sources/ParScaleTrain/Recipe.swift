@@ -1,0 +1,75 @@
+import Foundation
+import ParScale
+
+/// How the ParScale parts of a model are initialised and trained: the choices the official
+/// release leaves open (issue #8). The backbone's recipe (AdamW, schedule, init) is the same for
+/// every recipe, so P = 1 runs are shared between recipes.
+public struct Recipe: Codable, Equatable, Sendable {
+    /// Prefix tokens T per stream and layer.
+    public var prefixTokens = 8
+    /// Standard deviation of the initial prefixes (normal, distinct per stream).
+    public var prefixStd = InitOptions.defaultPrefixStd
+    /// Aggregation smoothing (the released models' 0.1).
+    public var smoothing = ModelConfig.defaultSmoothingForNewModels
+    /// Learning-rate multiplier of the prefixes and the aggregation head (and the reparameterisation).
+    public var parscaleLRScale = 1.0
+    /// Hidden width of the prefix reparameterisation MLP (see `PrefixReparam`); 0: plain prefixes.
+    public var prefixReparam = 0
+    /// The aggregator's last layer at zero (uniform first weights) or normal like other weights.
+    public var aggregatorInit = AggregatorInit.zero
+
+    public init() {}
+
+    /// The recipe of `init`, `pretrain`, `sweep` and `study` unless flags say otherwise (the
+    /// ablation behind it: Tools/bench/RESULTS.md, "Recipe ablation").
+    public static let standard = Recipe()
+
+    /// The recipes `parscale ablate` knows by name: each changes one thing from `standard`.
+    public static let named: [(name: String, recipe: Recipe, what: String)] = [
+        ("base", standard, "prefixes N(0, 0.02), T = 8, uniform start, smoothing 0.1"),
+        ("reparam", with { $0.prefixReparam = 64 }, "prefixes through a 64-wide MLP from one vector per stream"),
+        ("lr5", with { $0.parscaleLRScale = 5 }, "5x the learning rate on prefixes and aggregator"),
+        ("t32", with { $0.prefixTokens = 32 }, "T = 32 prefix tokens"),
+        ("std0.2", with { $0.prefixStd = 0.2 }, "prefixes N(0, 0.2)"),
+        ("aggnormal", with { $0.aggregatorInit = .normal }, "aggregator's last layer N(0, 0.02) instead of zero"),
+        ("smooth0", with { $0.smoothing = 0 }, "no aggregation smoothing"),
+    ]
+
+    public static func named(_ name: String) -> Recipe? { named.first { $0.name == name }?.recipe }
+
+    static func with(_ change: (inout Recipe) -> Void) -> Recipe {
+        var r = standard
+        change(&r)
+        return r
+    }
+
+    public func initOptions(seed: UInt64) -> InitOptions {
+        InitOptions(seed: seed, prefixStd: prefixStd, aggregatorInit: aggregatorInit)
+    }
+
+    /// What a run records about its recipe (trainer_state.json's `recipe`).
+    public var metadata: [String: String] {
+        [
+            "prefix_tokens": String(prefixTokens), "prefix_std": String(prefixStd), "smoothing": String(smoothing),
+            "parscale_lr_scale": String(parscaleLRScale), "prefix_reparam": String(prefixReparam),
+            "aggregator_init": aggregatorInit.rawValue,
+        ]
+    }
+
+    /// Applies the training side of the recipe.
+    public func apply(to options: inout TrainingOptions) {
+        options.optimizer.parscaleLRScale = parscaleLRScale
+        options.prefixReparam = prefixReparam
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Recipe()
+        prefixTokens = try c.decodeIfPresent(Int.self, forKey: .prefixTokens) ?? d.prefixTokens
+        prefixStd = try c.decodeIfPresent(Double.self, forKey: .prefixStd) ?? d.prefixStd
+        smoothing = try c.decodeIfPresent(Double.self, forKey: .smoothing) ?? d.smoothing
+        parscaleLRScale = try c.decodeIfPresent(Double.self, forKey: .parscaleLRScale) ?? d.parscaleLRScale
+        prefixReparam = try c.decodeIfPresent(Int.self, forKey: .prefixReparam) ?? d.prefixReparam
+        aggregatorInit = try c.decodeIfPresent(AggregatorInit.self, forKey: .aggregatorInit) ?? d.aggregatorInit
+    }
+}
