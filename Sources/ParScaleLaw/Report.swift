@@ -34,7 +34,7 @@ public enum Report {
                 let sd = runs.count > 1
                     ? (runs.map { ($0.validationLoss - mean) * ($0.validationLoss - mean) }.reduce(0, +) / Double(runs.count - 1)).squareRoot()
                     : runs[0].validationLossSE
-                cells[h, default: [:]][p] = Cell(N: Double(runs[0].nonEmbeddingParameters), loss: mean, error: sd, seeds: runs.count)
+                cells[h, default: [:]][p] = Cell(N: Double(runs[0].lawN), loss: mean, error: sd, seeds: runs.count)
             }
         }
 
@@ -78,7 +78,7 @@ public enum Report {
             tables.append(("Recipe ablation (difference to P = 1 paired by seed; negative is better)", header, rows))
         }
         tables.append((
-            "Runs", ["run", "hidden", "P", "N (non-embedding)", "tokens", "val loss", "± SE", "task accuracy", "wall s"],
+            "Runs", ["run", "hidden", "P", "N (non-embedding, incl. ParScale)", "tokens", "val loss", "± SE", "task accuracy", "wall s"],
             allResults.map { r in
                 [r.name, "\(r.hidden)", "\(r.streams)", "\(r.nonEmbeddingParameters)", "\(r.tokens)", String(format: "%.4f", r.validationLoss),
                  String(format: "%.4f", r.validationLossSE), r.taskAccuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-",

@@ -94,6 +94,11 @@ public struct SweepResult: Codable, Sendable {
     public var config: ModelConfig
     /// The named recipe of an ablation run; nil in a plain sweep (and for P = 1, shared by recipes).
     public var recipe: String?
+
+    /// The law's N: the backbone's non-embedding parameters, without the prefixes and the
+    /// aggregator. In the paper those are about 0.2% of N, so its N is the backbone's; in toy models
+    /// they are up to 15% of it, and counting them would credit part of P's effect to N.
+    public var lawN: Int { nonEmbeddingParameters - parscaleParameters }
 }
 
 public enum Sweep {

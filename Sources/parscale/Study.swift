@@ -8,7 +8,8 @@ struct Fit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fit the parallel scaling law L(N, P) = E + (A / (N (k ln P + 1)))^alpha.",
         discussion: """
-            As the paper: Huber loss (delta 1e-3) on log L, many starting points, bounded quasi-Newton \
+            As the paper: N is the backbone's non-embedding parameters (the prefixes and the aggregator, \
+            0.2% of N in the paper but up to 15% in toy models, are P's, not N's); Huber loss (delta 1e-3) on log L, many starting points, bounded quasi-Newton \
             (L-BFGS-B). Input: a sweep folder (every DIR/runs/*/result.json; seeds are separate points, so \
             the bootstrap over points carries the seed spread) or a CSV with columns N,P,loss (optional \
             loss_se, which the bootstrap adds as noise to each point). Prints E, A, alpha, k with 95% bootstrap intervals, R^2, the leave-one-out \
@@ -53,7 +54,7 @@ struct Fit: ParsableCommand {
         if isDirectory.boolValue {
             let results = try Sweep.results(in: input)
             guard !results.isEmpty else { throw ValidationError("\(input): no finished sweep runs (expected DIR/runs/*/result.json)") }
-            points = results.map { LawPoint(N: Double($0.nonEmbeddingParameters), P: $0.streams, loss: $0.validationLoss) }
+            points = results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }
             // Not the validation standard errors: every run is scored on the same windows, so their
             // sampling error is shared by all runs (it moves E, not the differences the law fits);
             // the spread between seeds is what differs, and the bootstrap over points carries it.

@@ -185,5 +185,13 @@ final class CodeCorpusTests: XCTestCase {
         XCTAssertTrue(String(decoding: corpus.train.prefix(100_000), as: UTF8.self).contains("public func"))
         let again = try TextCorpus(path: TextCorpus.builtinCode)
         XCTAssertEqual(again.validation, corpus.validation, "deterministic")
+        // Near-copies are dropped: no X.private.swiftinterface beside its X.swiftinterface.
+        let files = Set(corpus.files)
+        for file in files where file.hasSuffix(".private.swiftinterface") {
+            XCTAssertFalse(files.contains(String(file.dropLast(".private.swiftinterface".count)) + ".swiftinterface"), file)
+        }
+        // An i.i.d. split of 4 KiB blocks: about 1 block in 20 is validation.
+        let fraction = Double(corpus.validation.count) / Double(corpus.train.count + corpus.validation.count)
+        XCTAssertEqual(fraction, 0.05, accuracy: 0.015)
     }
 }
