@@ -193,6 +193,7 @@ final class VulkanSequence {
 /// Push constants of Shaders/linear.comp (same order and types as its `Push` block).
 struct LinearPush {
     var m: UInt32, n: UInt32, k: UInt32
-    var xOffset: UInt32, wOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
+    var aOffset: UInt32, bOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
     var flags: UInt32  // 1: accumulate, 2: bias
+    var aRowStride: UInt32, aColumnStride: UInt32, bRowStride: UInt32, bColumnStride: UInt32
 }
