@@ -9,7 +9,8 @@ import ParScale
 public final class VulkanBackend: Backend {
     public let device: VulkanDevice
     let kernels: [String: VulkanKernel]
-    /// The command buffer being recorded, and what its dispatches use that nothing else holds.
+    /// The command buffer being recorded, and the buffers its dispatches use: kept alive until it
+    /// has run, since a tensor may be released (a model or a temporary index buffer freed) first.
     var pending: VulkanSequence?
     var pendingDispatches = 0
     var keepAlive: [VulkanBuffer] = []
@@ -75,7 +76,9 @@ public final class VulkanBackend: Backend {
         if pending == nil {
             pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: Self.maxBindings)
         }
-        try! pending!.dispatch(kernel, buffers: tensors.map { $0.buffer as! VulkanBuffer }, push: push, groups: groups)
+        let buffers = tensors.map { $0.buffer as! VulkanBuffer }
+        try! pending!.dispatch(kernel, buffers: buffers, push: push, groups: groups)
+        keepAlive += buffers
         pendingDispatches += 1
     }
 
@@ -96,17 +99,15 @@ public final class VulkanBackend: Backend {
     /// `count` floats of work space, valid until the next op that asks for scratch.
     func scratch(_ count: Int) -> Tensor {
         if let b = scratchBuffer, b.count >= count { return Tensor(buffer: b, offset: 0, count: count) }
-        if let old = scratchBuffer { keepAlive.append(old) }  // recorded work may still use it
         let b = try! VulkanBuffer(device: device, count: max(count, 4096))
         scratchBuffer = b
         return Tensor(buffer: b, offset: 0, count: count)
     }
 
-    /// A small uint buffer (indices), as a tensor view, alive until the next submission.
+    /// A small uint buffer (indices) as a tensor view, for the next dispatch.
     func indices(_ values: [UInt32]) -> Tensor {
         let b = try! VulkanBuffer(device: device, count: values.count)
         UnsafeMutableRawPointer(b.mapped).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
-        keepAlive.append(b)
         return Tensor(buffer: b)
     }
 
