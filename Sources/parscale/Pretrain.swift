@@ -19,7 +19,7 @@ enum SizePreset: String, ExpressibleByArgument, CaseIterable {
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pretrain a model from scratch at any size and P, on the CPU.",
+        abstract: "Pretrain a model from scratch at any size and P, on the CPU or a Vulkan GPU.",
         discussion: """
             Data: the built-in synthetic reasoning corpus (arithmetic with worked steps, program traces, \
             brackets, sorting, lookup; endless, seeded, with a disjoint held-out split), or --data FILE|FOLDER \
@@ -55,7 +55,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         let trainer: Trainer
         if resume {
-            trainer = try TrainingFlags.resume(out)
+            trainer = try training.resume(out)
         } else {
             let preset = size.shape
             let config = ModelConfig(
@@ -66,15 +66,16 @@ struct Pretrain: ParsableCommand {
                 maxPositionEmbeddings: max(2048, training.seq ?? preset.sequence))
             do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
             let options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
-            let model = try from.map { try Checkpoint.load($0, backend: CPUBackend()) }
-                ?? ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: training.seed, prefixStd: prefixStd))
+            let backend = try training.backend.make(for: try from.map { try Checkpoint.loadConfig($0) } ?? config)
+            let model = try from.map { try Checkpoint.load($0, backend: backend) }
+                ?? ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: training.seed, prefixStd: prefixStd))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
                 recipe: ["prefix_init": "normal", "prefix_std": String(prefixStd), "parscale_lr_scale": String(training.parscaleLRScale), "initialised_from": from ?? "random"])
             let counts = model.layout.counts, c = model.config
             standardError(
                 "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "
-                    + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(CPUBackend().name)")
+                    + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(backend.name)")
         }
         try training.runToEnd(trainer)
     }
@@ -143,6 +144,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
     @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
+    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included).")
+    var backend: BackendChoice = .auto
     @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
 
     func validate() throws {
@@ -174,8 +177,9 @@ struct TrainingFlags: ParsableArguments {
         return options
     }
 
-    static func resume(_ out: String) throws -> Trainer {
-        let trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
+    func resume(_ out: String) throws -> Trainer {
+        let config = try Checkpoint.loadConfig(Trainer.checkpointDirectory(out))
+        let trainer = try Trainer.resume(runDirectory: out, backend: backend.make(for: config))
         standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
         return trainer
     }
