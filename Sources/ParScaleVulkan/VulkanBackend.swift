@@ -33,13 +33,16 @@ public final class VulkanBackend: Backend {
         return nil
     }
 
-    public init(device: VulkanDevice) throws {
+    /// `sharedMemoryTiles`: whether matrix products stage their operands in shared memory (by
+    /// default on GPUs, not on CPU devices such as lavapipe, where it is slower).
+    public init(device: VulkanDevice, sharedMemoryTiles: Bool? = nil) throws {
         self.device = device
-        func kernel(_ spirv: String, _ bindings: Int, _ push: Int) throws -> VulkanKernel {
-            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push)
+        func kernel(_ spirv: String, _ bindings: Int, _ push: Int, _ specialization: [UInt32] = []) throws -> VulkanKernel {
+            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push, specialization: specialization)
         }
+        let tiles: UInt32 = (sharedMemoryTiles ?? device.info.isGPU) ? 1 : 0
         kernels = [
-            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size),
+            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size, [tiles]),
             "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
             "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
             "store_kv": try kernel(SPIRV.store_kv, 3, 44),

@@ -33,6 +33,12 @@ final class VulkanTrainingOpsTests: VulkanAgreementTestCase {
         check(dw, dwv, "linear backward, dWeight only")
     }
 
+    /// The shared-memory tiles GPUs use, forced on lavapipe.
+    func testLinearBackwardWithSharedMemoryTiles() throws {
+        vulkan = try VulkanBackend(device: vulkan.device, sharedMemoryTiles: true)
+        testLinearBackward()
+    }
+
     func testRMSNormBackward() {
         let (rows, dim) = (7, 45)
         for (accumulate, withWeight) in [(false, true), (true, true), (true, false)] {
