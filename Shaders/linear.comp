@@ -50,7 +50,7 @@ void main() {
             }
             barrier();
         }
-    } else {
+    } else if (m0 < p.M && n0 < p.N) {  // a thread wholly outside out (few rows: decode) does nothing
         for (uint k = 0; k < p.K; k++) {
             float av[4], bv[4];
             [[unroll]] for (int i = 0; i < 4; i++) av[i] = operandA(m0 + i, k);
