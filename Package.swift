@@ -36,7 +36,7 @@ let package = Package(
                 "ParScale", "ParScaleVulkan", "ParScaleTrain", "ParScaleLaw",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan"]),
+        .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan", "ParScaleTrain"]),
         .testTarget(name: "ParScaleTrainTests", dependencies: ["ParScaleTrain", "ParScale"]),
         .testTarget(name: "ParScaleLawTests", dependencies: ["ParScaleLaw", "ParScaleTrain", "ParScale"]),
         .testTarget(name: "CLITests", dependencies: ["parscale"]),

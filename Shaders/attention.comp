@@ -1,16 +1,18 @@
 #version 450
 // Causal attention over the per-row cache [R, KVH, capacity, hd] (prefix in slots 0..T-1, no
 // mask on them). One thread per (row, head, query); single pass with a running maximum
-// (online softmax), float32. Query head j reads kv head j / (NH / KVH).
+// (online softmax), float32. Query head j reads kv head j / (NH / KVH). In training each
+// query's log-sum-exp of its scaled scores goes to `lse` ([rows, NH, newTokens]) for the backward.
 #include "common.glsl"
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer QKV { float qkv[]; };
 layout(std430, binding = 1) readonly buffer K { float k[]; };
 layout(std430, binding = 2) readonly buffer V { float v[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
+layout(std430, binding = 4) buffer LSE { float lse[]; };
 layout(push_constant) uniform Push {
     uint rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity;
-    uint qkvOffset, keysOffset, valuesOffset, outOffset;
+    uint qkvOffset, keysOffset, valuesOffset, outOffset, lseOffset, keepLSE;
 } p;
 
 void main() {
@@ -37,4 +39,5 @@ void main() {
     }
     uint out_ = p.outOffset + (row * p.newTokens + t) * p.heads * hd + h * hd;
     for (uint d = 0; d < hd; d++) o[out_ + d] = acc[d] / total;
+    if (p.keepLSE != 0u) lse[p.lseOffset + item] = runningMax + log(total);
 }

@@ -45,7 +45,8 @@ public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
     }
 }
 
-/// An algorithm: one compute shader with its storage-buffer bindings and push-constant size.
+/// An algorithm: one compute shader with its storage-buffer bindings and push-constant size, and
+/// the values of its specialization constants (ids 0, 1, ...; 32-bit, booleans as 0 or 1).
 final class VulkanKernel {
     let device: VulkanDevice
     let setLayout: VkDescriptorSetLayout
@@ -54,7 +55,7 @@ final class VulkanKernel {
     let bindings: Int
     let pushConstantBytes: Int
 
-    init(device: VulkanDevice, spirv base64: String, bindings: Int, pushConstantBytes: Int) throws {
+    init(device: VulkanDevice, spirv base64: String, bindings: Int, pushConstantBytes: Int, specialization: [UInt32] = []) throws {
         self.device = device
         self.bindings = bindings
         self.pushConstantBytes = pushConstantBytes
@@ -86,14 +87,26 @@ final class VulkanKernel {
         try check(device.f.createPipelineLayout(device.device, &layoutInfo, nil, &layout), "vkCreatePipelineLayout")
         self.layout = layout!
         var pipeline: VkPipeline?
+        // Specialization data, in memory that outlives the pipeline's creation.
+        let entries = UnsafeMutableBufferPointer<VkSpecializationMapEntry>.allocate(capacity: max(1, specialization.count))
+        let values = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: max(1, specialization.count))
+        let specializationInfo = UnsafeMutablePointer<VkSpecializationInfo>.allocate(capacity: 1)
+        defer { entries.deallocate(); values.deallocate(); specializationInfo.deallocate() }
+        for (i, value) in specialization.enumerated() {
+            entries[i] = VkSpecializationMapEntry(constantID: UInt32(i), offset: UInt32(i * 4), size: 4)
+            values[i] = value
+        }
+        specializationInfo.initialize(to: VkSpecializationInfo(
+            mapEntryCount: UInt32(specialization.count), pMapEntries: entries.baseAddress, dataSize: specialization.count * 4,
+            pData: values.baseAddress))
         try "main".withCString { entry in
-            var stage = VkPipelineShaderStageCreateInfo(
+            let stage = VkPipelineShaderStageCreateInfo(
                 sType: VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, pNext: nil, flags: 0,
-                stage: VK_SHADER_STAGE_COMPUTE_BIT, module: module, pName: entry, pSpecializationInfo: nil)
+                stage: VK_SHADER_STAGE_COMPUTE_BIT, module: module, pName: entry,
+                pSpecializationInfo: specialization.isEmpty ? nil : UnsafePointer(specializationInfo))
             var info = VkComputePipelineCreateInfo(
                 sType: VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, pNext: nil, flags: 0, stage: stage, layout: layout,
                 basePipelineHandle: nil, basePipelineIndex: -1)
-            _ = stage
             try check(device.f.createComputePipelines(device.device, nil, 1, &info, nil, &pipeline), "vkCreateComputePipelines")
         }
         self.pipeline = pipeline!
@@ -193,6 +206,7 @@ final class VulkanSequence {
 /// Push constants of Shaders/linear.comp (same order and types as its `Push` block).
 struct LinearPush {
     var m: UInt32, n: UInt32, k: UInt32
-    var xOffset: UInt32, wOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
+    var aOffset: UInt32, bOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
     var flags: UInt32  // 1: accumulate, 2: bias
+    var aRowStride: UInt32, aColumnStride: UInt32, bRowStride: UInt32, bColumnStride: UInt32
 }

@@ -2,18 +2,22 @@ import CVulkan
 import Foundation
 import ParScale
 
-/// Inference on Vulkan compute shaders: the forward ops of the model (training stays on the CPU
-/// backend for now). Ops are recorded into one command buffer, a barrier after each, and
-/// submitted once when the host needs a result (download, upload, synchronize): a whole forward
-/// pass or decode step is one submission with one fence.
-public final class VulkanBackend: InferenceBackend {
+/// The model on Vulkan compute shaders: forward, backward and optimizer ops, one shader (or two)
+/// per op. Ops are recorded into one command buffer, a barrier after each, and submitted once
+/// when the host needs a result (download, upload, synchronize, sumOfSquares): a whole forward
+/// pass, decode step or training step's backward is one submission with one fence.
+public final class VulkanBackend: Backend {
     public let device: VulkanDevice
     let kernels: [String: VulkanKernel]
-    /// The command buffer being recorded, and what its dispatches use that nothing else holds.
+    /// The command buffer being recorded, and the buffers its dispatches use: kept alive until it
+    /// has run, since a tensor may be released (a model or a temporary index buffer freed) first.
     var pending: VulkanSequence?
     var pendingDispatches = 0
     var keepAlive: [VulkanBuffer] = []
+    /// Work space of ops that need one (per-row 1/rms, partial sums); grows, never shrinks.
+    var scratchBuffer: VulkanBuffer?
     static let dispatchesPerSubmission = 4096
+    static let maxBindings = 8
 
     public var name: String { "vulkan (\(device.info.name))" }
 
@@ -29,18 +33,39 @@ public final class VulkanBackend: InferenceBackend {
         return nil
     }
 
-    public init(device: VulkanDevice) throws {
+    /// `sharedMemoryTiles`: whether matrix products stage their operands in shared memory (by
+    /// default on GPUs, not on CPU devices such as lavapipe, where it is slower).
+    public init(device: VulkanDevice, sharedMemoryTiles: Bool? = nil) throws {
         self.device = device
-        func kernel(_ spirv: String, _ bindings: Int, _ push: Int) throws -> VulkanKernel {
-            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push)
+        func kernel(_ spirv: String, _ bindings: Int, _ push: Int, _ specialization: [UInt32] = []) throws -> VulkanKernel {
+            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push, specialization: specialization)
         }
+        let tiles: UInt32 = (sharedMemoryTiles ?? device.info.isGPU) ? 1 : 0
         kernels = [
-            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size),
+            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size, [tiles]),
             "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
             "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
-            "attention": try kernel(SPIRV.attention, 4, 48), "store_kv": try kernel(SPIRV.store_kv, 3, 44),
+            "store_kv": try kernel(SPIRV.store_kv, 3, 44),
             "fill_prefix": try kernel(SPIRV.fill_prefix, 2, 32), "gather_rows": try kernel(SPIRV.gather_rows, 3, 16),
             "interleave": try kernel(SPIRV.interleave, 2, 20), "mix_streams": try kernel(SPIRV.mix_streams, 4, 32),
+            "attention": try kernel(SPIRV.attention, 5, 56),
+            // Training.
+            "column_sums": try kernel(SPIRV.column_sums, 2, 20),
+            "rms_norm_backward": try kernel(SPIRV.rms_norm_backward, 5, 36),
+            "rms_norm_weight_grad": try kernel(SPIRV.rms_norm_weight_grad, 4, 24),
+            "attention_backward_dq": try kernel(SPIRV.attention_backward_dq, 7, 60),
+            "attention_backward_dkv": try kernel(SPIRV.attention_backward_dkv, 8, 64),
+            "store_kv_backward": try kernel(SPIRV.store_kv_backward, 3, 44),
+            "fill_prefix_backward": try kernel(SPIRV.fill_prefix_backward, 2, 32),
+            "swiglu_backward": try kernel(SPIRV.swiglu_backward, 3, 20),
+            "silu_backward": try kernel(SPIRV.silu_backward, 3, 16),
+            "interleave_backward": try kernel(SPIRV.interleave_backward, 2, 20),
+            "mix_streams_backward": try kernel(SPIRV.mix_streams_backward, 5, 36),
+            "embed_backward": try kernel(SPIRV.embed_backward, 3, 16),
+            "cross_entropy": try kernel(SPIRV.cross_entropy, 3, 20),
+            "fill": try kernel(SPIRV.fill, 1, 12),
+            "sum_of_squares": try kernel(SPIRV.sum_of_squares, 2, 12),
+            "adamw": try kernel(SPIRV.adamw, 4, 52),
         ]
     }
 
@@ -52,9 +77,11 @@ public final class VulkanBackend: InferenceBackend {
     func record<Push>(_ kernel: VulkanKernel, _ tensors: [Tensor], _ push: Push, groups: (Int, Int, Int)) {
         if pendingDispatches == Self.dispatchesPerSubmission { flush() }
         if pending == nil {
-            pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: 4)
+            pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: Self.maxBindings)
         }
-        try! pending!.dispatch(kernel, buffers: tensors.map { $0.buffer as! VulkanBuffer }, push: push, groups: groups)
+        let buffers = tensors.map { $0.buffer as! VulkanBuffer }
+        try! pending!.dispatch(kernel, buffers: buffers, push: push, groups: groups)
+        keepAlive += buffers
         pendingDispatches += 1
     }
 
@@ -72,11 +99,18 @@ public final class VulkanBackend: InferenceBackend {
     func u(_ v: Int) -> UInt32 { UInt32(v) }
     func f(_ v: Float) -> UInt32 { v.bitPattern }
 
-    /// A small uint buffer (indices), as a tensor view, alive until the next submission.
+    /// `count` floats of work space, valid until the next op that asks for scratch.
+    func scratch(_ count: Int) -> Tensor {
+        if let b = scratchBuffer, b.count >= count { return Tensor(buffer: b, offset: 0, count: count) }
+        let b = try! VulkanBuffer(device: device, count: max(count, 4096))
+        scratchBuffer = b
+        return Tensor(buffer: b, offset: 0, count: count)
+    }
+
+    /// A small uint buffer (indices) as a tensor view, for the next dispatch.
     func indices(_ values: [UInt32]) -> Tensor {
         let b = try! VulkanBuffer(device: device, count: values.count)
         UnsafeMutableRawPointer(b.mapped).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
-        keepAlive.append(b)
         return Tensor(buffer: b)
     }
 
@@ -116,13 +150,24 @@ public final class VulkanBackend: InferenceBackend {
         run("rms_norm", [x, weight, out], [u(rows), u(dim), u(x.offset), u(weight.offset), u(out.offset), f(eps)], groups: (rows, 1, 1))
     }
 
+    /// out[m, n] (+)= sum_k a[m, k] b[k, n] (+ bias[n]), a[m, k] at a.offset + m*aStrides.row + k*aStrides.column.
+    func matmul(
+        _ a: Tensor, _ aStrides: (row: Int, column: Int), _ b: Tensor, _ bStrides: (row: Int, column: Int), bias: Tensor?,
+        out: Tensor, m: Int, n: Int, k: Int, accumulate: Bool
+    ) {
+        let push = LinearPush(
+            m: u(m), n: u(n), k: u(k), aOffset: u(a.offset), bOffset: u(b.offset), outOffset: u(out.offset),
+            biasOffset: u(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0),
+            aRowStride: u(aStrides.row), aColumnStride: u(aStrides.column), bRowStride: u(bStrides.row),
+            bColumnStride: u(bStrides.column))
+        record(kernels["linear"]!, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
+    }
+
+    /// out = x W^T (NT): b[k, n] = W[n, k].
     public func linear(
         _ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, rows: Int, inDim: Int, outDim: Int, accumulate: Bool
     ) {
-        let push = LinearPush(
-            m: UInt32(rows), n: UInt32(outDim), k: UInt32(inDim), xOffset: UInt32(x.offset), wOffset: UInt32(weight.offset),
-            outOffset: UInt32(out.offset), biasOffset: UInt32(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0))
-        record(kernels["linear"]!, [x, weight, out, bias ?? out], push, groups: ((outDim + 31) / 32, (rows + 31) / 32, 1))
+        matmul(x, (inDim, 1), weight, (1, inDim), bias: bias, out: out, m: rows, n: outDim, k: inDim, accumulate: accumulate)
     }
 
     public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {
@@ -147,8 +192,10 @@ public final class VulkanBackend: InferenceBackend {
     }
 
     public func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape s: AttentionShape) {
-        precondition(logSumExp == nil && s.headDim <= 128, "Vulkan attention: inference only, head_dim <= 128")
-        run("attention", [qkv, keys, values, out], shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset), u(out.offset)],
+        precondition(s.headDim <= 128, "Vulkan attention: head_dim <= 128")
+        run("attention", [qkv, keys, values, out, logSumExp ?? out],
+            shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset), u(out.offset), u(logSumExp?.offset ?? 0),
+                             logSumExp != nil ? 1 : 0],
             groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
     }
 
@@ -175,11 +222,12 @@ public final class VulkanBackend: InferenceBackend {
 }
 
 /// Push constants as 32-bit words (every field of the shaders' Push blocks is a uint or a float).
+/// 16 words: 64 of the 128 bytes every Vulkan device offers.
 struct PushWords {
-    var words: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var words: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     init(_ values: [UInt32]) {
-        precondition(values.count <= 12)
+        precondition(values.count <= 16)
         withUnsafeMutableBytes(of: &words) { raw in
             for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * 4, as: UInt32.self) }
         }

@@ -28,6 +28,7 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "Vocabulary size.") var vocab: Int = 256
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
     @Option(name: .customLong("P"), help: "Stream counts to measure, comma-separated.") var streams: String = "1,2,4,8"
+    @Option(help: "cpu, or vulkan (each row also on Vulkan, beside the CPU).") var backend: BackendChoice = .cpu
     @Option(help: "Prompt length for prefill.") var prompt: Int = 128
     @Option(help: "Decode steps measured.") var new: Int = 32
     @Option(help: "Prefill repetitions.") var repeats: Int = 3
@@ -36,49 +37,54 @@ struct BenchDecode: ParsableCommand {
     func run() throws {
         let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
         guard pList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--P values must be >= 1") }
+        let backends = try benchBackends(backend)
         var rows: [[String: Any]] = []
         if !json {
-            print("bench decode: hidden \(hidden), layers \(layers), heads \(heads)/\(kvHeads), intermediate \(intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(CPUBackend().name)")
-            print("   P   weights    prefill tok/s   decode ms/token   decode vs P=1")
+            print("bench decode: hidden \(hidden), layers \(layers), heads \(heads)/\(kvHeads), intermediate \(intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
+            print("   P  backend   weights    prefill tok/s   decode ms/token   decode vs P=1")
         }
-        var baseline: Double?
+        var baseline: [String: Double] = [:]
         for P in pList {
-            let config = ModelConfig(
-                vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
-                numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: false, parscaleN: P,
-                parscaleNTokens: prefixTokens)
-            do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
-            let model = ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: 1))
-            let layout = model.layout
-            var rng = SeededGenerator(seed: 7)
-            let promptIds = (0..<prompt).map { _ in Int32(rng.next() % UInt64(vocab)) }
+            for backend in backends {
+                let config = ModelConfig(
+                    vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
+                    numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: false, parscaleN: P,
+                    parscaleNTokens: prefixTokens)
+                do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
+                if let reason = benchLimitation(config, backend) { throw ValidationError(reason) }
+                let model = ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 1))
+                let layout = model.layout
+                var rng = SeededGenerator(seed: 7)
+                let promptIds = (0..<prompt).map { _ in Int32(rng.next() % UInt64(vocab)) }
 
-            var prefillTimes: [Double] = []
-            var decodeTimes: [Double] = []
-            for _ in 0..<max(1, repeats) {
-                let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
-                var start = DispatchTime.now().uptimeNanoseconds
-                var logits = try model.forward(tokens: [promptIds], cache: cache, logits: .last)
-                prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                for _ in 0...new where decodeTimes.count < new * max(1, repeats) {
-                    let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
-                    start = DispatchTime.now().uptimeNanoseconds
-                    logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
-                    decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                var prefillTimes: [Double] = []
+                var decodeTimes: [Double] = []
+                for _ in 0..<max(1, repeats) {
+                    let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
+                    var start = DispatchTime.now().uptimeNanoseconds
+                    var logits = try model.forward(tokens: [promptIds], cache: cache, logits: .last)
+                    prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                    for _ in 0...new where decodeTimes.count < new * max(1, repeats) {
+                        let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                        start = DispatchTime.now().uptimeNanoseconds
+                        logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
+                        decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                    }
                 }
-            }
-            let prefillRate = Double(prompt) / median(prefillTimes)
-            let decodeMs = median(decodeTimes) * 1000
-            if baseline == nil { baseline = decodeMs }
-            let ratio = decodeMs / baseline!
-            rows.append([
-                "P": P, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
-                "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
-            ])
-            if !json {
-                print(String(
-                    format: "%4d   %7@   %13.0f   %15.2f   %12.2fx", P, formatBytes(layout.totalCount * 4),
-                    prefillRate, decodeMs, ratio))
+                let prefillRate = Double(prompt) / median(prefillTimes)
+                let decodeMs = median(decodeTimes) * 1000
+                let kind = benchKind(backend)
+                if baseline[kind] == nil { baseline[kind] = decodeMs }
+                let ratio = decodeMs / baseline[kind]!
+                rows.append([
+                    "P": P, "backend": kind, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
+                    "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
+                ])
+                if !json {
+                    print(String(
+                        format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 7, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
+                        prefillRate, decodeMs, ratio))
+                }
             }
         }
         if json {
@@ -86,10 +92,24 @@ struct BenchDecode: ParsableCommand {
                 "config": ["hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kvHeads,
                            "intermediate": intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
                            "prompt": prompt, "new": new],
-                "backend": CPUBackend().name, "rows": rows,
+                "backend": backends.map(\.name).joined(separator: " and "), "rows": rows,
             ])
         }
     }
+}
+
+/// The CPU backend, and beside it the backend `choice` makes when that is not the CPU.
+func benchBackends(_ choice: BackendChoice) throws -> [Backend] {
+    let other = choice == .cpu ? nil : try choice.make()
+    return [CPUBackend()] + (other.map { $0 is CPUBackend ? [] : [$0] } ?? [])
+}
+
+func benchKind(_ backend: InferenceBackend) -> String { backend is CPUBackend ? "cpu" : "vulkan" }
+
+/// Why `config` cannot run on `backend` (a Vulkan device's limits), or nil.
+func benchLimitation(_ config: ModelConfig, _ backend: InferenceBackend) -> String? {
+    guard let vulkan = backend as? VulkanBackend else { return nil }
+    return VulkanBackend.limitation(for: config, on: vulkan.device.info)
 }
 
 func median(_ values: [Double]) -> Double {
@@ -131,6 +151,7 @@ struct BenchMatmul: ParsableCommand {
             while times.count < 5 || (DispatchTime.now().uptimeNanoseconds - start < 300_000_000 && times.count < 200) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 backend.linear(x, weight: w, bias: nil, out: out, rows: m, inDim: inDim, outDim: outDim, accumulate: false)
+                backend.synchronize()  // Vulkan records; this waits for the product
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let t = median(times)

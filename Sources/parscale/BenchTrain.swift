@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParScale
 import ParScaleTrain
+import ParScaleVulkan
 
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .customLong("P"), help: "Stream counts.") var streams: String = "1,2,4,8"
     @Option(help: "Timed steps per row (after one warm-up step).") var steps: Int = 5
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
+    @Option(help: "cpu, or vulkan (each row also on Vulkan, beside the CPU; MFU is against the CPU's sgemm).") var backend: BackendChoice = .cpu
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Shape { let name: String; let hidden, layers, heads, kvHeads, intermediate, seq, batch: Int }
@@ -48,41 +50,47 @@ struct BenchTrain: ParsableCommand {
         let chosen = Self.shapes.filter { names.contains($0.name) }
         guard !chosen.isEmpty else { throw ValidationError("--configs must name A and/or B, got '\(configs)'") }
         let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
+        let backends = try benchBackends(backend)
         let peak = CPUBackend.measureSgemmGFLOPs()
         if !json {
-            print(String(format: "bench train: %@, sgemm 1024^3 %.1f GFLOP/s, T = %d, %d timed steps", CPUBackend().name, peak, prefixTokens, steps))
-            print("config  P   tokens/s   ms/step   GFLOP/s   MFU")
+            print(String(format: "bench train: %@, sgemm 1024^3 %.1f GFLOP/s, T = %d, %d timed steps", backends.map(\.name).joined(separator: " and "), peak, prefixTokens, steps))
+            print("config  P  backend   tokens/s   ms/step   GFLOP/s   MFU")
         }
         var rows: [[String: Any]] = []
         for shape in chosen {
             for P in pList {
-                let config = ModelConfig(
-                    vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate, numHiddenLayers: shape.layers,
-                    numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads, tieWordEmbeddings: true, parscaleN: P,
-                    parscaleNTokens: prefixTokens)
-                let model = ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: 1))
-                let adam = AdamW(model: model, options: OptimizerOptions())
-                let grads = model.backend.allocate(model.parameters.count)
-                var rng = SeededGenerator(seed: 3)
-                let count = shape.batch * shape.seq
-                let inputs = (0..<count).map { _ in Int32(rng.next() % 256) }, targets = (0..<count).map { _ in Int32(rng.next() % 256) }
-                var times: [Double] = []
-                for i in 0...steps {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    model.trainingBackend!.fill(grads, value: 0)
-                    _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
-                    adam.update(model: model, gradients: grads, learningRate: 1e-3)
-                    if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
-                }
-                let t = median(times)
-                let flops = 3 * Self.forwardFLOPs(config, batch: shape.batch, seq: shape.seq) / t / 1e9
-                let rate = Double(count) / t
-                rows.append(["config": shape.name, "P": P, "tokens_per_s": rate, "ms_per_step": t * 1000, "gflops": flops, "mfu": flops / peak])
-                if !json {
-                    print(String(format: "%-6@ %2d %10.0f %9.1f %9.1f %5.1f%%", shape.name, P, rate, t * 1000, flops, 100 * flops / peak))
+                for backend in backends {
+                    let config = ModelConfig(
+                        vocabSize: 256, hiddenSize: shape.hidden, intermediateSize: shape.intermediate, numHiddenLayers: shape.layers,
+                        numAttentionHeads: shape.heads, numKeyValueHeads: shape.kvHeads, tieWordEmbeddings: true, parscaleN: P,
+                        parscaleNTokens: prefixTokens)
+                    if let reason = benchLimitation(config, backend) { throw ValidationError(reason) }
+                    let model = ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 1))
+                    let adam = AdamW(model: model, options: OptimizerOptions())
+                    let grads = model.backend.allocate(model.parameters.count)
+                    var rng = SeededGenerator(seed: 3)
+                    let count = shape.batch * shape.seq
+                    let inputs = (0..<count).map { _ in Int32(rng.next() % 256) }, targets = (0..<count).map { _ in Int32(rng.next() % 256) }
+                    var times: [Double] = []
+                    for i in 0...steps {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        model.trainingBackend!.fill(grads, value: 0)
+                        _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
+                        adam.update(model: model, gradients: grads, learningRate: 1e-3)
+                        backend.synchronize()
+                        if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                    }
+                    let t = median(times)
+                    let flops = 3 * Self.forwardFLOPs(config, batch: shape.batch, seq: shape.seq) / t / 1e9
+                    let rate = Double(count) / t
+                    let kind = benchKind(backend)
+                    rows.append(["config": shape.name, "P": P, "backend": kind, "tokens_per_s": rate, "ms_per_step": t * 1000, "gflops": flops, "mfu": flops / peak])
+                    if !json {
+                        print(String(format: "%-6@ %2d  %@ %10.0f %9.1f %9.1f %5.1f%%", shape.name, P, kind.padding(toLength: 7, withPad: " ", startingAt: 0), rate, t * 1000, flops, 100 * flops / peak))
+                    }
                 }
             }
         }
-        if json { printJSON(["backend": CPUBackend().name, "sgemm_gflops": peak, "prefix_tokens": prefixTokens, "rows": rows]) }
+        if json { printJSON(["backend": backends.map(\.name).joined(separator: " and "), "sgemm_gflops": peak, "prefix_tokens": prefixTokens, "rows": rows]) }
     }
 }

@@ -21,7 +21,7 @@ struct ModelOptions: ParsableArguments {
     var model: String
     @Option(help: "A ParScale adapter (from `recycle --freeze-backbone`) to apply to the P = 1 --model.")
     var adapter: String?
-    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included; inference only).")
+    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included).")
     var backend: BackendChoice = .auto
 
     func load() throws -> ParScaleModel {
@@ -57,7 +57,7 @@ enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
     /// auto never takes a CPU Vulkan device (lavapipe: about 3.5 GFLOP/s against OpenBLAS's 175-200);
     /// its choice, and why, goes to standard error.
     /// `config`, when given, is checked against the chosen device's limits first.
-    func make(for config: ModelConfig? = nil) throws -> InferenceBackend {
+    func make(for config: ModelConfig? = nil) throws -> Backend {
         if self == .cpu { return CPUBackend() }
         do {
             let instance = try VulkanInstance()

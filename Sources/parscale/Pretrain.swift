@@ -19,7 +19,7 @@ enum SizePreset: String, ExpressibleByArgument, CaseIterable {
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pretrain a model from scratch at any size and P, on the CPU.",
+        abstract: "Pretrain a model from scratch at any size and P, on the CPU or a Vulkan GPU.",
         discussion: """
             Data: the built-in synthetic reasoning corpus (arithmetic with worked steps, program traces, \
             brackets, sorting, lookup; endless, seeded, with a disjoint held-out split), or --data FILE|FOLDER \
@@ -56,7 +56,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         let trainer: Trainer
         if resume {
-            trainer = try TrainingFlags.resume(out)
+            trainer = try training.resume(out)
         } else {
             let recipe = self.recipe.resolved()
             let preset = size.shape
@@ -70,15 +70,16 @@ struct Pretrain: ParsableCommand {
             var options = try training.options(defaultSequence: preset.sequence, defaultBatch: preset.batch)
             recipe.apply(to: &options)
             if streams == 1 { options.prefixReparam = 0 }  // no prefixes to reparameterise
-            let model = try from.map { try Checkpoint.load($0, backend: CPUBackend()) }
-                ?? ParScaleModel.initialized(config, backend: CPUBackend(), options: recipe.initOptions(seed: training.seed))
+            let backend = try training.backend.make(for: try from.map { try Checkpoint.loadConfig($0) } ?? config)
+            let model = try from.map { try Checkpoint.load($0, backend: backend) }
+                ?? ParScaleModel.initialized(config, backend: backend, options: recipe.initOptions(seed: training.seed))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
                 recipe: recipe.metadata.merging(["prefix_init": "normal", "initialised_from": from ?? "random"]) { $1 })
             let counts = model.layout.counts, c = model.config
             standardError(
                 "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "
-                    + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(CPUBackend().name)")
+                    + "\(options.steps) steps x \(options.tokensPerStep) tokens on \(options.data.description); \(backend.name)")
         }
         try training.runToEnd(trainer)
     }
@@ -146,6 +147,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
     @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
+    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included).")
+    var backend: BackendChoice = .auto
     @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
 
     func validate() throws {
@@ -176,8 +179,9 @@ struct TrainingFlags: ParsableArguments {
         return options
     }
 
-    static func resume(_ out: String) throws -> Trainer {
-        let trainer = try Trainer.resume(runDirectory: out, backend: CPUBackend())
+    func resume(_ out: String) throws -> Trainer {
+        let config = try Checkpoint.loadConfig(Trainer.checkpointDirectory(out))
+        let trainer = try Trainer.resume(runDirectory: out, backend: backend.make(for: config))
         standardError("resuming \(out) at step \(trainer.state.step)/\(trainer.state.options.steps)")
         return trainer
     }

@@ -36,9 +36,9 @@ struct Recycle: ParsableCommand {
     func run() throws {
         let trainer: Trainer
         if resume {
-            trainer = try TrainingFlags.resume(out)
+            trainer = try training.resume(out)
         } else {
-            let source = try Checkpoint.load(from!, backend: CPUBackend())
+            let source = try Checkpoint.load(from!, backend: training.backend.make(for: Checkpoint.loadConfig(from!)))
             let recipe = self.recipe.resolved()
             var options = try training.options(defaultSequence: 128, defaultBatch: 8)
             recipe.apply(to: &options)

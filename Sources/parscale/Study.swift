@@ -103,12 +103,14 @@ struct Study: ParsableCommand {
     @Option(help: "Preset: tiny or small.") var preset: String = "small"
     @Option(help: "Study folder (default runs/study-PRESET).") var out: String?
     @Option(help: "Built-in corpus: synthetic or code (default: the preset's).") var corpus: BuiltinCorpus?
+    @OptionGroup var recipe: RecipeFlags
 
     func run() throws {
         guard preset == "tiny" || preset == "small", var plan = SweepPlan.preset(preset) else {
             throw ValidationError("--preset must be tiny or small, got '\(preset)'")
         }
         if let corpus { plan.data = corpus.spec(data: nil, seed: 0) }
+        plan.recipe = recipe.resolved(base: plan.recipe)
         let dir = out ?? "runs/study-\(preset)"
         let start = Date()
         try Sweep.prepare(plan, in: dir)

@@ -185,6 +185,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.err.contains("/nonexistent/corpus"), bad.err)
     }
 
+    /// `pretrain --backend vulkan` (lavapipe here) ends at the CPU run's validation loss.
+    func testPretrainOnVulkanMatchesTheCPU() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") else { throw XCTSkip("no lavapipe") }
+        var losses: [Double] = []
+        for backend in ["cpu", "vulkan"] {
+            let run = temporary().appendingPathComponent("run").path
+            let result = try parscale(["pretrain", "--out", run, "--size", "tiny", "--P", "2", "--prefix-tokens", "4", "--steps", "2",
+                                       "--seq", "16", "--batch", "2", "--eval-windows", "2", "--task-examples", "0", "--backend", backend])
+            XCTAssertEqual(result.status, 0, result.err)
+            XCTAssertTrue(result.err.contains(backend == "cpu" ? "cpu (OpenBLAS" : "vulkan ("), result.err)
+            let state = try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint/trainer_state.json"))
+            losses.append(try XCTUnwrap((JSONSerialization.jsonObject(with: state) as? [String: Any])?["lastValidationLoss"] as? Double))
+        }
+        XCTAssertEqual(losses[1], losses[0], accuracy: 1e-4 * losses[0])
+    }
+
     func testRecycleFrozenThenAdapterAndMergeThroughTheCLI() throws {
         let base = Self.reference.appendingPathComponent("p1_tied").path
         let run = temporary().appendingPathComponent("recycled").path

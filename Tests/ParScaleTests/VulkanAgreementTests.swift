@@ -4,9 +4,9 @@ import XCTest
 @testable import ParScale
 @testable import ParScaleVulkan
 
-/// Every forward op, Vulkan (lavapipe) against the CPU backend, on random inputs of awkward sizes
-/// and offsets into shared buffers (ggml's test-backend-ops style).
-final class VulkanAgreementTests: ValidatedVulkanTestCase {
+/// Ops of the Vulkan backend (lavapipe) against the CPU backend, on random inputs of awkward sizes
+/// and offsets into shared buffers (ggml's test-backend-ops style): helpers, no tests.
+class VulkanAgreementTestCase: ValidatedVulkanTestCase {
     var vulkan: VulkanBackend!
     let cpu = CPUBackend()
     var rng = SeededGenerator(seed: 31)
@@ -29,6 +29,10 @@ final class VulkanAgreementTests: ValidatedVulkanTestCase {
         b.withUnsafeMutableBufferPointer { vulkan.download(v, into: $0) }
         assertClose(b, a, what, tolerance: tolerance, file: file, line: line)
     }
+}
+
+/// Every forward op against the CPU backend.
+final class VulkanAgreementTests: VulkanAgreementTestCase {
 
     func testRMSNormSwiGLUSiLU() {
         let (rows, dim) = (7, 45)

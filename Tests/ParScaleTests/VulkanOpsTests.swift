@@ -35,7 +35,15 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
 
     /// Awkward sizes (not multiples of the 32 x 32 tiles), offsets into shared buffers, bias and accumulate.
     func testLinearMatchesTheCPUBackend() throws {
-        let vulkan = try VulkanBackend(device: lavapipeDevice())
+        try checkLinear(VulkanBackend(device: lavapipeDevice()))
+    }
+
+    /// The shared-memory tiles GPUs use, forced on lavapipe.
+    func testLinearWithSharedMemoryTilesMatchesTheCPUBackend() throws {
+        try checkLinear(VulkanBackend(device: lavapipeDevice(), sharedMemoryTiles: true))
+    }
+
+    func checkLinear(_ vulkan: VulkanBackend) {
         var rng = SeededGenerator(seed: 21)
         for (rows, inDim, outDim) in [(1, 7, 5), (13, 37, 29), (45, 64, 33)] {
             for (useBias, accumulate) in [(false, false), (true, false), (true, true)] {

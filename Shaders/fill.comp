@@ -1,0 +1,11 @@
+#version 450
+// x[i] = value
+#include "common.glsl"
+layout(local_size_x = 256) in;
+layout(std430, binding = 0) buffer X { float x[]; };
+layout(push_constant) uniform Push { uint count, offset; float value; } p;
+
+void main() {
+    uint i = gl_GlobalInvocationID.x;
+    if (i < p.count) x[p.offset + i] = p.value;
+}
