@@ -198,7 +198,7 @@ extension SweepPlan {
         case "small":
             // Code is smooth and capacity-limited at these sizes (seed sd about 0.01 nats), unlike the
             // reasoning tasks, whose sudden steps make seed noise hide any P effect (science notes).
-            var plan = SweepPlan(hiddenSizes: [48, 64, 96], streams: [1, 2, 4], seeds: [0, 1], tokens: 1_000_000)
+            var plan = SweepPlan(hiddenSizes: [48, 64, 96], streams: [1, 2, 4], seeds: [0, 1, 2], tokens: 1_000_000)
             plan.evalWindows = 64
             plan.taskExamples = 0
             plan.data = .text(TextCorpus.builtinCode, seed: 0)

@@ -95,7 +95,7 @@ struct Study: ParsableCommand {
         abstract: "Sweep, fit, measured cost and report in one command, on the built-in corpus.",
         discussion: """
             tiny: a few small models on the synthetic tasks, about a minute on 2 cores (CI runs it). small: \
-            3 sizes x P = 1, 2, 4 x 2 seeds on the built-in code corpus, under 30 minutes on 2 cores. Re-running continues an interrupted study. The cost step \
+            3 sizes x P = 1, 2, 4 x 3 seeds of 1M tokens on the built-in code corpus, under 30 minutes on 2 cores. Re-running continues an interrupted study. The cost step \
             compares the largest swept size at the largest P against the dense model the fitted k makes \
             equivalent. Output: DIR/report.html and DIR/report.md.
             """)
