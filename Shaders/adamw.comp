@@ -13,7 +13,7 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = global_index();
     if (i >= p.count) return;
     float g = grads[p.gradsOffset + i] * p.gradScale;
     float mi = p.beta1 * m[p.mOffset + i] + (1.0 - p.beta1) * g;

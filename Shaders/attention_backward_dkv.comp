@@ -19,7 +19,7 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    uint item = gl_GlobalInvocationID.x;
+    uint item = global_index();
     if (item >= p.rows * p.kvHeads * p.capacity) return;
     uint j = item % p.capacity, kvh = (item / p.capacity) % p.kvHeads, row = item / (p.capacity * p.kvHeads);
     uint hd = p.headDim, stride = (p.heads + 2 * p.kvHeads) * hd, group = p.heads / p.kvHeads;

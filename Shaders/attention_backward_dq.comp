@@ -17,7 +17,7 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    uint item = gl_GlobalInvocationID.x;
+    uint item = global_index();
     if (item >= p.rows * p.heads * p.newTokens) return;
     uint t = item % p.newTokens, h = (item / p.newTokens) % p.heads, row = item / (p.newTokens * p.heads);
     uint hd = p.headDim, stride = (p.heads + 2 * p.kvHeads) * hd;

@@ -8,7 +8,7 @@ layout(std430, binding = 1) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint rows, columns, mOffset, outOffset, accumulate; } p;
 
 void main() {
-    uint c = gl_GlobalInvocationID.x;
+    uint c = global_index();
     if (c >= p.columns) return;
     float sum = p.accumulate != 0u ? o[p.outOffset + c] : 0.0;
     for (uint r = 0; r < p.rows; r++) sum += m[p.mOffset + r * p.columns + c];

@@ -10,7 +10,7 @@ layout(push_constant) uniform Push { uint rows, vocab, logitsOffset, lossesOffse
 shared float partial[64];
 
 void main() {
-    uint i = gl_WorkGroupID.x, t = gl_LocalInvocationID.x;
+    uint i = group_index(), t = gl_LocalInvocationID.x;
     if (i >= p.rows) return;
     uint row = p.logitsOffset + i * p.vocab, target = targets[i];
     float targetLogit = l[row + target];

@@ -10,7 +10,7 @@ layout(std430, binding = 2) buffer DTable { float dTable[]; };
 layout(push_constant) uniform Push { uint distinct, dim, dOutOffset, dTableOffset; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.distinct * p.dim) return;
     uint u = idx / p.dim, d = idx % p.dim, U = p.distinct;
     uint at = p.dTableOffset + index[u] * p.dim + d;

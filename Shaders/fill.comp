@@ -6,6 +6,6 @@ layout(std430, binding = 0) buffer X { float x[]; };
 layout(push_constant) uniform Push { uint count, offset; float value; } p;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = global_index();
     if (i < p.count) x[p.offset + i] = p.value;
 }

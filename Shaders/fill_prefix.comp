@@ -8,7 +8,7 @@ layout(push_constant) uniform Push { uint streams, batch, kvHeads, prefixTokens,
 
 void main() {
     uint block = p.prefixTokens * p.headDim;
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.streams * p.batch * p.kvHeads * block) return;
     uint i = idx % block, h = (idx / block) % p.kvHeads, b = (idx / (block * p.kvHeads)) % p.batch;
     uint r = idx / (block * p.kvHeads * p.batch);

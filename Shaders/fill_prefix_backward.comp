@@ -9,7 +9,7 @@ layout(push_constant) uniform Push { uint streams, batch, kvHeads, prefixTokens,
 
 void main() {
     uint block = p.prefixTokens * p.headDim;
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.streams * p.kvHeads * block) return;
     uint i = idx % block, h = (idx / block) % p.kvHeads, r = idx / (block * p.kvHeads);
     float sum = dPrefix[p.dPrefixOffset + idx];

@@ -8,7 +8,7 @@ layout(std430, binding = 2) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint rows, dim, tableOffset, outOffset; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.rows * p.dim) return;
     uint i = idx / p.dim, d = idx % p.dim;
     o[p.outOffset + idx] = table[p.tableOffset + index[i] * p.dim + d];

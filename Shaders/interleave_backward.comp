@@ -7,7 +7,7 @@ layout(std430, binding = 1) buffer DY { float dy[]; };
 layout(push_constant) uniform Push { uint streams, rowsPerStream, dim, dFeatOffset, dyOffset; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.streams * p.rowsPerStream * p.dim) return;
     uint d = idx % p.dim, i = (idx / p.dim) % p.rowsPerStream, r = idx / (p.dim * p.rowsPerStream);
     dy[p.dyOffset + idx] += dFeat[p.dFeatOffset + i * p.dim * p.streams + d * p.streams + r];

@@ -10,7 +10,7 @@ layout(std430, binding = 3) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint streams, rowsPerStream, dim, yOffset, logitsOffset, weightsOffset, outOffset; float smoothing; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.rowsPerStream * p.dim) return;
     uint i = idx / p.dim, d = idx % p.dim, P = p.streams;
     float m = -1.0 / 0.0;

@@ -20,7 +20,7 @@ float unsmoothed(float weight) {
 }
 
 void main() {
-    uint i = gl_WorkGroupID.x, t = gl_LocalInvocationID.x, P = p.streams;
+    uint i = group_index(), t = gl_LocalInvocationID.x, P = p.streams;
     if (i >= p.rowsPerStream) return;
     uint gi = p.dOutOffset + i * p.dim;
     float pDotDp = 0.0;  // meaningful in thread 0

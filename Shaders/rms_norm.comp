@@ -9,7 +9,7 @@ layout(push_constant) uniform Push { uint rows, dim, xOffset, wOffset, outOffset
 shared float partial[64];
 
 void main() {
-    uint r = gl_WorkGroupID.x, t = gl_LocalInvocationID.x;
+    uint r = group_index(), t = gl_LocalInvocationID.x;
     if (r >= p.rows) return;
     uint base = p.xOffset + r * p.dim;
     float s = 0.0;

@@ -16,7 +16,7 @@ shared float squares[64];
 shared float weighted[64];
 
 void main() {
-    uint r = gl_WorkGroupID.x, t = gl_LocalInvocationID.x;
+    uint r = group_index(), t = gl_LocalInvocationID.x;
     if (r >= p.rows) return;
     uint xr = p.xOffset + r * p.dim, gr = p.dOutOffset + r * p.dim;
     float s = 0.0, sw = 0.0;

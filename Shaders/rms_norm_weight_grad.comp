@@ -10,7 +10,7 @@ layout(std430, binding = 3) buffer DW { float dw[]; };
 layout(push_constant) uniform Push { uint rows, dim, dOutOffset, xOffset, inverseOffset, dwOffset; } p;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = global_index();
     if (i >= p.dim) return;
     float sum = 0.0;
     for (uint r = 0; r < p.rows; r++) {

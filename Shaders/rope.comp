@@ -11,7 +11,7 @@ layout(push_constant) uniform Push {
 
 void main() {
     uint half_ = p.headDim / 2;
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.sequences * p.newTokens * p.heads * half_) return;
     uint i = idx % half_, h = (idx / half_) % p.heads, row = idx / (half_ * p.heads);
     uint t = row % p.newTokens;

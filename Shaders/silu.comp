@@ -7,7 +7,7 @@ layout(std430, binding = 1) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint count, inOffset, outOffset; } p;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = global_index();
     if (i >= p.count) return;
     float v = x[p.inOffset + i];
     o[p.outOffset + i] = v / (1.0 + exp(-v));

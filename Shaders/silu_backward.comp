@@ -8,7 +8,7 @@ layout(std430, binding = 2) buffer DX { float dx[]; };
 layout(push_constant) uniform Push { uint count, dOutOffset, xOffset, dxOffset; } p;
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = global_index();
     if (i >= p.count) return;
     float v = x[p.xOffset + i], s = 1.0 / (1.0 + exp(-v));
     dx[p.dxOffset + i] = dy[p.dOutOffset + i] * (s * (1.0 + v * (1.0 - s)));

@@ -11,7 +11,7 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x, hd = p.headDim;
+    uint idx = global_index(), hd = p.headDim;
     if (idx >= p.rows * p.newTokens * p.kvHeads * hd) return;
     uint d = idx % hd, h = (idx / hd) % p.kvHeads, t = (idx / (hd * p.kvHeads)) % p.newTokens;
     uint row = idx / (hd * p.kvHeads * p.newTokens);

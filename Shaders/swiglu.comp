@@ -7,7 +7,7 @@ layout(std430, binding = 1) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint rows, dim, inOffset, outOffset; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.rows * p.dim) return;
     uint r = idx / p.dim, i = idx % p.dim;
     float g = gu[p.inOffset + r * 2 * p.dim + i], u = gu[p.inOffset + r * 2 * p.dim + p.dim + i];

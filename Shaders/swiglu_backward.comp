@@ -8,7 +8,7 @@ layout(std430, binding = 2) buffer DGateUp { float dgu[]; };
 layout(push_constant) uniform Push { uint rows, dim, dOutOffset, gateUpOffset, dGateUpOffset; } p;
 
 void main() {
-    uint idx = gl_GlobalInvocationID.x;
+    uint idx = global_index();
     if (idx >= p.rows * p.dim) return;
     uint r = idx / p.dim, i = idx % p.dim, at = r * 2 * p.dim + i;
     float g = gu[p.gateUpOffset + at], u = gu[p.gateUpOffset + at + p.dim], d = dy[p.dOutOffset + idx];

@@ -46,6 +46,8 @@ public protocol InferenceBackend: AnyObject {
     func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>)
     /// Waits until all recorded work has finished (a no-op on the CPU).
     func synchronize()
+    /// The largest tensor one op can take, in bytes (a GPU's binding range), or nil for no limit.
+    var maxTensorBytes: Int? { get }
 
     /// out[i, :] = table[ids[i], :]
     func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int)
@@ -78,6 +80,10 @@ public protocol InferenceBackend: AnyObject {
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float)
 
+}
+
+extension InferenceBackend {
+    public var maxTensorBytes: Int? { nil }
 }
 
 /// A backend that also trains: the backward ops (each the gradient of the forward op of the same
@@ -118,4 +124,13 @@ public protocol Backend: InferenceBackend {
     func fill(_ x: Tensor, value: Float)
     func sumOfSquares(_ x: Tensor) -> Double
     func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings)
+}
+
+/// A byte count for messages: B, KiB, MiB or GiB.
+public func formatBytes(_ bytes: Int) -> String {
+    let b = Double(bytes)
+    if bytes >= 1 << 30 { return String(format: "%.2f GiB", b / 1_073_741_824) }
+    if bytes >= 1 << 20 { return String(format: "%.2f MiB", b / 1_048_576) }
+    if bytes >= 1 << 10 { return String(format: "%.1f KiB", b / 1024) }
+    return "\(bytes) B"
 }

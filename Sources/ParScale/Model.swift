@@ -92,6 +92,7 @@ public final class ParScaleModel {
         let ids = tokens.flatMap { $0 }
         try checkVocabulary(ids)
         let outRows = rowsWanted == .all ? B * S : B
+        try checkTensorSizes(batch: B, sequence: S, outRows: outRows, cacheCapacity: cache.capacity)
         let acts = inferenceActivations(batch: B, sequence: S, outRows: outRows)
         let y = runForward(ids: ids, batch: B, sequence: S, cache: cache, acts: acts, training: false, observer: observer)
         // 8. Output head (the embedding when tied).
@@ -108,6 +109,28 @@ public final class ParScaleModel {
         var result = [Float](repeating: 0, count: outRows * V)
         result.withUnsafeMutableBufferPointer { backend.download(logits, into: $0) }
         return result
+    }
+
+    /// Every tensor one op takes must fit the backend's largest (a GPU's binding range): else a
+    /// clear error naming the tensor and what to lower, before any work is recorded.
+    func checkTensorSizes(batch B: Int, sequence S: Int, outRows: Int, cacheCapacity: Int) throws {
+        guard let limit = backend.maxTensorBytes else { return }
+        let c = config, rows = c.streams * B * S
+        let parameter = layout.largestTensor
+        let tensors = [
+            ("the parameter tensor \(parameter.name)", parameter.count, "use --backend cpu"),
+            ("the logits (\(outRows) rows x vocabulary \(c.vocabSize))", outRows * c.vocabSize, "lower --batch or --seq"),
+            ("the gate/up activations (\(rows) rows x \(2 * c.intermediateSize))", rows * 2 * c.intermediateSize, "lower --batch or --seq"),
+            ("the q/k/v activations", rows * (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim, "lower --batch or --seq"),
+            ("one layer's KV cache (\(c.streams * B) rows x \(c.prefixTokens + cacheCapacity) slots)",
+             c.streams * B * c.numKeyValueHeads * (c.prefixTokens + cacheCapacity) * c.headDim, "lower --batch or the context length"),
+            ("the stream features", B * S * c.streams * c.hiddenSize, "lower --batch or --seq"),
+        ]
+        for (name, count, advice) in tensors where count * 4 > limit {
+            throw ModelError(
+                "\(name) would take \(formatBytes(count * 4)), more than the \(backend.name) backend can bind at once "
+                    + "(\(formatBytes(limit))): \(advice)")
+        }
     }
 
     func checkVocabulary(_ ids: [Int32]) throws {

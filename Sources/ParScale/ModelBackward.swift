@@ -56,6 +56,7 @@ extension ParScaleModel {
         }
         try checkVocabulary(inputs)
         try checkVocabulary(targets)
+        try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
         guard let backend = trainingBackend else {
             throw ModelError("the \(self.backend.name) backend runs inference only; train with --backend cpu")
         }

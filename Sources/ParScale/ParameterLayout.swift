@@ -95,6 +95,18 @@ public struct ParameterLayout: Sendable {
         self.indexByName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
     }
 
+    /// The largest tensor the model's ops read as one: a named tensor, or a layer's q/k/v or
+    /// gate/up projections, which are stacked and used as one matrix.
+    public var largestTensor: (name: String, count: Int) {
+        let c = config, H = c.hiddenSize
+        let named = entries.max { $0.count < $1.count }.map { ($0.name, $0.count) } ?? ("", 0)
+        let stacked = [
+            ("the stacked q/k/v projections", (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim * H),
+            ("the stacked gate/up projections", 2 * c.intermediateSize * H),
+        ]
+        return ([named] + stacked).max { $0.1 < $1.1 }!
+    }
+
     public func entry(_ name: String) -> Entry? { indexByName[name].map { entries[$0] } }
 
     /// Tensors that exist only because P > 1 (prefixes and the aggregation head).

@@ -2,40 +2,54 @@ import CVulkan
 import Foundation
 import ParScale
 
-/// Storage of the Vulkan backend: a buffer in host-visible coherent memory, zero-filled.
+/// Storage of the Vulkan backend. `mapped`: in host-visible coherent memory, mapped and
+/// zero-filled here; otherwise in device-local memory the host cannot touch (the backend
+/// zero-fills it on the device and moves data through a staging buffer). A buffer may exceed the
+/// device's maxStorageBufferRange: dispatches bind a window of it (`VulkanBackend.window`).
 public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
     let device: VulkanDevice
     let buffer: VkBuffer
     let memory: VkDeviceMemory
-    public let mapped: UnsafeMutablePointer<Float>
+    public let mapped: UnsafeMutablePointer<Float>?
+    var bytes: Int { max(count, 1) * 4 }
 
-    init(device: VulkanDevice, count: Int) throws {
+    init(device: VulkanDevice, count: Int, mapped map: Bool) throws {
         let bytes = max(count, 1) * 4
-        guard bytes <= device.info.maxStorageBufferRange else {
-            throw VulkanUnavailable(
-                "a buffer of \(bytes) bytes exceeds \(device.info.name)'s maxStorageBufferRange of \(device.info.maxStorageBufferRange) bytes")
-        }
         self.device = device
+        let usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue
+            | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
         var info = VkBufferCreateInfo(
             sType: VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, pNext: nil, flags: 0, size: VkDeviceSize(bytes),
-            usage: UInt32(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue), sharingMode: VK_SHARING_MODE_EXCLUSIVE,
-            queueFamilyIndexCount: 0, pQueueFamilyIndices: nil)
+            usage: UInt32(usage), sharingMode: VK_SHARING_MODE_EXCLUSIVE, queueFamilyIndexCount: 0, pQueueFamilyIndices: nil)
         var buffer: VkBuffer?
-        try check(device.f.createBuffer(device.device, &info, nil, &buffer), "vkCreateBuffer")
+        try check(device.f.createBuffer(device.device, &info, nil, &buffer), "vkCreateBuffer (\(bytes) bytes)")
         var requirements = VkMemoryRequirements()
         device.f.getBufferMemoryRequirements(device.device, buffer, &requirements)
+        let type = map ? device.hostMemoryType : device.deviceLocalMemoryType
+        guard requirements.memoryTypeBits & (1 << type) != 0 else {
+            device.f.destroyBuffer(device.device, buffer, nil)
+            throw VulkanUnavailable("\(device.info.name): storage buffers cannot use memory type \(type)")
+        }
         var allocation = VkMemoryAllocateInfo(
-            sType: VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext: nil, allocationSize: requirements.size,
-            memoryTypeIndex: device.hostMemoryType)
+            sType: VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext: nil, allocationSize: requirements.size, memoryTypeIndex: type)
         var memory: VkDeviceMemory?
-        try check(device.f.allocateMemory(device.device, &allocation, nil, &memory), "vkAllocateMemory (\(bytes) bytes)")
+        let allocated = device.f.allocateMemory(device.device, &allocation, nil, &memory)
+        guard allocated == VK_SUCCESS else {
+            device.f.destroyBuffer(device.device, buffer, nil)
+            throw VulkanUnavailable(
+                "\(device.info.name) could not allocate \(bytes >> 20) MiB of \(map ? "host-visible" : "device") memory (VkResult \(allocated.rawValue))")
+        }
         try check(device.f.bindBufferMemory(device.device, buffer, memory, 0), "vkBindBufferMemory")
-        var pointer: UnsafeMutableRawPointer?
-        try check(device.f.mapMemory(device.device, memory, 0, VkDeviceSize(bytes), 0, &pointer), "vkMapMemory")
         self.buffer = buffer!
         self.memory = memory!
-        mapped = pointer!.bindMemory(to: Float.self, capacity: max(count, 1))
-        mapped.initialize(repeating: 0, count: max(count, 1))
+        if map {
+            var pointer: UnsafeMutableRawPointer?
+            try check(device.f.mapMemory(device.device, memory, 0, VkDeviceSize(bytes), 0, &pointer), "vkMapMemory")
+            mapped = pointer!.bindMemory(to: Float.self, capacity: max(count, 1))
+            mapped!.initialize(repeating: 0, count: max(count, 1))
+        } else {
+            mapped = nil
+        }
         super.init(count: count)
     }
 
@@ -154,17 +168,21 @@ final class VulkanSequence {
     }
 
     /// `push` supplies the first `kernel.pushConstantBytes` bytes of the shader's push constants.
-    func dispatch<Push>(_ kernel: VulkanKernel, buffers: [VulkanBuffer], push: Push, groups: (Int, Int, Int)) throws {
-        precondition(buffers.count == kernel.bindings && MemoryLayout<Push>.size >= kernel.pushConstantBytes)
+    /// Each binding is a window of a buffer: `offset` bytes in, `range` bytes long (nil: to the end).
+    func dispatch<Push>(_ kernel: VulkanKernel, bindings: [VulkanBinding], push: Push, groups: (Int, Int, Int)) throws {
+        precondition(bindings.count == kernel.bindings && MemoryLayout<Push>.size >= kernel.pushConstantBytes)
         var setLayout: VkDescriptorSetLayout? = kernel.setLayout
         var allocate = VkDescriptorSetAllocateInfo(
             sType: VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, pNext: nil, descriptorPool: pool, descriptorSetCount: 1,
             pSetLayouts: &setLayout)
         var set: VkDescriptorSet?
         try check(device.f.allocateDescriptorSets(device.device, &allocate, &set), "vkAllocateDescriptorSets")
-        var infos = buffers.map { VkDescriptorBufferInfo(buffer: $0.buffer, offset: 0, range: VkDeviceSize(VK_WHOLE_SIZE)) }
+        var infos = bindings.map {
+            VkDescriptorBufferInfo(
+                buffer: $0.buffer.buffer, offset: VkDeviceSize($0.offset), range: $0.range.map { VkDeviceSize($0) } ?? VkDeviceSize(VK_WHOLE_SIZE))
+        }
         infos.withUnsafeMutableBufferPointer { infoPointer in
-            var writes = (0..<buffers.count).map { i in
+            var writes = (0..<bindings.count).map { i in
                 VkWriteDescriptorSet(
                     sType: VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, pNext: nil, dstSet: set, dstBinding: UInt32(i),
                     dstArrayElement: 0, descriptorCount: 1, descriptorType: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -178,13 +196,33 @@ final class VulkanSequence {
         device.f.cmdPushConstants(
             commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(kernel.pushConstantBytes), &value)
         device.f.cmdDispatch(commands, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
-        var barrier = VkMemoryBarrier(
-            sType: VK_STRUCTURE_TYPE_MEMORY_BARRIER, pNext: nil,
-            srcAccessMask: UInt32(VK_ACCESS_SHADER_WRITE_BIT.rawValue),
-            dstAccessMask: UInt32(VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_HOST_READ_BIT.rawValue))
+        barrier()
+    }
+
+    /// Copies `bytes` bytes between buffers (staging transfers).
+    func copy(from source: VulkanBuffer, offset sourceOffset: Int, to destination: VulkanBuffer, offset destinationOffset: Int, bytes: Int) {
+        var region = VkBufferCopy(srcOffset: VkDeviceSize(sourceOffset), dstOffset: VkDeviceSize(destinationOffset), size: VkDeviceSize(bytes))
+        device.f.cmdCopyBuffer(commands, source.buffer, destination.buffer, 1, &region)
+        barrier()
+    }
+
+    /// Zero-fills a whole buffer on the device.
+    func zero(_ buffer: VulkanBuffer) {
+        device.f.cmdFillBuffer(commands, buffer.buffer, 0, VkDeviceSize(VK_WHOLE_SIZE), 0)
+        barrier()
+    }
+
+    /// Everything recorded so far (shader or transfer writes) happens before what comes next
+    /// reads or writes (a shader, a transfer, or the host after the fence).
+    private func barrier() {
+        let write = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue
+        let next = VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_READ_BIT.rawValue
+            | VK_ACCESS_TRANSFER_WRITE_BIT.rawValue | VK_ACCESS_HOST_READ_BIT.rawValue
+        var barrier = VkMemoryBarrier(sType: VK_STRUCTURE_TYPE_MEMORY_BARRIER, pNext: nil, srcAccessMask: UInt32(write), dstAccessMask: UInt32(next))
+        let compute = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue, transfer = VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue
         device.f.cmdPipelineBarrier(
-            commands, UInt32(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue),
-            UInt32(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &barrier, 0, nil, 0, nil)
+            commands, UInt32(compute | transfer), UInt32(compute | transfer | VK_PIPELINE_STAGE_HOST_BIT.rawValue), 0, 1, &barrier,
+            0, nil, 0, nil)
     }
 
     /// Submits everything recorded and waits for it.
@@ -201,6 +239,13 @@ final class VulkanSequence {
         try check(device.f.queueSubmit(device.queue, 1, &submit, fence), "vkQueueSubmit")
         try check(device.f.waitForFences(device.device, 1, &fence, 1, UInt64.max), "vkWaitForFences")
     }
+}
+
+/// A window of a buffer bound to one binding of a dispatch.
+struct VulkanBinding {
+    let buffer: VulkanBuffer
+    let offset: Int
+    let range: Int?
 }
 
 /// Push constants of Shaders/linear.comp (same order and types as its `Push` block).

@@ -16,33 +16,66 @@ public final class VulkanBackend: Backend {
     var keepAlive: [VulkanBuffer] = []
     /// Work space of ops that need one (per-row 1/rms, partial sums); grows, never shrinks.
     var scratchBuffer: VulkanBuffer?
+    /// Where tensors live: mapped host-visible memory, or device-local memory behind staging.
+    public let memory: VulkanMemoryMode
+    var stagingBuffer: VulkanBuffer?
+    static let stagingBytes = 16 << 20
+    /// The largest window one binding may cover, and the alignment of a window's start: a tensor
+    /// of a larger buffer is bound as a window around it, its offset passed relative to the window.
+    public let maxBindingBytes: Int
+    public let bindingAlignment: Int
     static let dispatchesPerSubmission = 4096
     static let maxBindings = 8
+    /// Matrix products of at most this many rows (decode steps) use linear_rows.comp, one work
+    /// group per output column, when `useFewRowsKernel` is on: by default on GPUs only, since on
+    /// lavapipe its shared-memory reduction made decode 10x slower than the tiles (measured).
+    static let fewRows = 8
+    public var useFewRowsKernel: Bool
 
     public var name: String { "vulkan (\(device.info.name))" }
 
-    /// Why `config` cannot run on `device` yet, or nil: the attention shader keeps one head in
-    /// registers (head_dim <= 128), and every tensor is one binding, so the flat parameter buffer
-    /// must fit the device's maxStorageBufferRange (binding ranges of a larger buffer: issue #4).
+    /// Why `config` cannot run on `device`, or nil: the attention shader keeps one head in
+    /// registers (head_dim <= 128), and each tensor must fit one binding (maxStorageBufferRange;
+    /// the flat parameter buffer may be larger: it is bound in windows).
     public static func limitation(for config: ModelConfig, on device: VulkanDeviceInfo) -> String? {
         if config.headDim > 128 { return "head_dim \(config.headDim) > 128 is not supported by the attention shader yet" }
-        let bytes = ParameterLayout(config).totalCount * 4
-        if bytes > device.maxStorageBufferRange {
-            return "the model's \(bytes >> 20) MiB of parameters exceed \(device.name)'s storage buffer range of \(device.maxStorageBufferRange >> 20) MiB"
+        let limit = device.maxStorageBufferRange - max(4, device.minStorageBufferOffsetAlignment) + 4
+        let (name, count) = ParameterLayout(config).largestTensor
+        if count * 4 > limit {
+            return "the parameter \(name) (\(formatBytes(count * 4))) exceeds \(device.name)'s storage buffer range of \(formatBytes(limit))"
         }
         return nil
     }
 
     /// `sharedMemoryTiles`: whether matrix products stage their operands in shared memory (by
     /// default on GPUs, not on CPU devices such as lavapipe, where it is slower).
-    public init(device: VulkanDevice, sharedMemoryTiles: Bool? = nil) throws {
+    /// `memory`: nil takes $PARSCALE_VULKAN_MEMORY (mapped or staging) or else staging exactly when
+    /// the device has memory the host cannot map. `maxBindingBytes` and `bindingAlignment` lower
+    /// the device's maxStorageBufferRange and raise its minStorageBufferOffsetAlignment (tests use
+    /// them to exercise binding windows on small models).
+    public init(
+        device: VulkanDevice, sharedMemoryTiles: Bool? = nil, memory: VulkanMemoryMode? = nil, maxBindingBytes: Int? = nil,
+        bindingAlignment: Int? = nil
+    ) throws {
         self.device = device
+        let fromEnvironment = ProcessInfo.processInfo.environment["PARSCALE_VULKAN_MEMORY"]
+        if let fromEnvironment, memory == nil, VulkanMemoryMode(rawValue: fromEnvironment) == nil {
+            throw VulkanUnavailable("PARSCALE_VULKAN_MEMORY must be mapped or staging, not '\(fromEnvironment)'")
+        }
+        self.memory = memory ?? fromEnvironment.flatMap(VulkanMemoryMode.init) ?? (device.hasSeparateDeviceMemory ? .staging : .mapped)
+        let alignment = max(4, bindingAlignment ?? 4, device.info.minStorageBufferOffsetAlignment)
+        guard alignment & (alignment - 1) == 0 else { throw VulkanUnavailable("binding alignment \(alignment) is not a power of two") }
+        self.bindingAlignment = alignment
+        self.maxBindingBytes = min(maxBindingBytes ?? Int.max, device.info.maxStorageBufferRange) / 4 * 4
+        guard self.maxBindingBytes >= 4 * alignment else { throw VulkanUnavailable("binding range \(self.maxBindingBytes) bytes is too small") }
         func kernel(_ spirv: String, _ bindings: Int, _ push: Int, _ specialization: [UInt32] = []) throws -> VulkanKernel {
             try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push, specialization: specialization)
         }
         let tiles: UInt32 = (sharedMemoryTiles ?? device.info.isGPU) ? 1 : 0
+        useFewRowsKernel = device.info.isGPU
         kernels = [
             "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size, [tiles]),
+            "linear_rows": try kernel(SPIRV.linear_rows, 4, MemoryLayout<LinearPush>.size),
             "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
             "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
             "store_kv": try kernel(SPIRV.store_kv, 3, 44),
@@ -75,14 +108,19 @@ public final class VulkanBackend: Backend {
     }
 
     func record<Push>(_ kernel: VulkanKernel, _ tensors: [Tensor], _ push: Push, groups: (Int, Int, Int)) {
+        let sequence = pendingSequence()
+        try! sequence.dispatch(kernel, bindings: tensors.map { window($0).binding }, push: push, groups: groups)
+        keepAlive += tensors.map { $0.buffer as! VulkanBuffer }
+        pendingDispatches += 1
+    }
+
+    /// The command buffer being recorded (a new one when the current one is full).
+    func pendingSequence() -> VulkanSequence {
         if pendingDispatches == Self.dispatchesPerSubmission { flush() }
         if pending == nil {
             pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: Self.maxBindings)
         }
-        let buffers = tensors.map { $0.buffer as! VulkanBuffer }
-        try! pending!.dispatch(kernel, buffers: buffers, push: push, groups: groups)
-        keepAlive += buffers
-        pendingDispatches += 1
+        return pending!
     }
 
     /// Submits what is recorded and waits for it.
@@ -94,43 +132,128 @@ public final class VulkanBackend: Backend {
         keepAlive.removeAll()
     }
 
-    static func groups(_ threads: Int, _ size: Int = 256) -> (Int, Int, Int) { (max(1, (threads + size - 1) / size), 1, 1) }
+    /// The largest tensor every view is sure to fit in one binding, wherever it starts.
+    public var maxTensorBytes: Int? { maxBindingBytes - bindingAlignment + 4 }
+
+    /// What `tensor` is bound as: its whole buffer when that fits one binding, else a window that
+    /// starts at an aligned byte at or below the tensor; and the tensor's offset in floats from
+    /// the window's start (what the shaders get in push constants).
+    func window(_ tensor: Tensor) -> (binding: VulkanBinding, offset: Int) {
+        let buffer = tensor.buffer as! VulkanBuffer
+        if buffer.bytes <= maxBindingBytes { return (VulkanBinding(buffer: buffer, offset: 0, range: nil), tensor.offset) }
+        let start = tensor.offset * 4 / bindingAlignment * bindingAlignment
+        let range = min(maxBindingBytes, buffer.bytes - start)
+        precondition(
+            tensor.offset * 4 + max(tensor.count, 1) * 4 <= start + range,
+            "a tensor of \(tensor.count * 4) bytes exceeds \(device.info.name)'s binding range of \(maxBindingBytes) bytes")
+        return (VulkanBinding(buffer: buffer, offset: start, range: range), tensor.offset - start / 4)
+    }
+
+    /// A tensor's offset as the shaders see it: relative to its binding's window.
+    func o(_ tensor: Tensor) -> UInt32 { UInt32(window(tensor).offset) }
+
+    /// [start, start + length) pieces of `count` elements, each small enough for one binding:
+    /// elementwise ops over the flat parameter buffers run piece by piece.
+    func pieces(_ count: Int) -> [(start: Int, length: Int)] {
+        let step = max(256, (maxTensorBytes! / 4) / 256 * 256)
+        return stride(from: 0, to: max(count, 1), by: step).map { ($0, min(step, count - $0)) }
+    }
+
+    /// Work groups for `threads` threads in groups of `size`.
+    static func groups(_ threads: Int, _ size: Int = 256) -> (Int, Int, Int) { grid((threads + size - 1) / size) }
+
+    /// `count` work groups, as a 2-D grid past 65535 (the least maxComputeWorkGroupCount[0] Vulkan
+    /// allows); the shaders flatten it back (common.glsl) and skip the overshoot.
+    static func grid(_ count: Int) -> (Int, Int, Int) {
+        let count = max(1, count)
+        return count <= 65535 ? (count, 1, 1) : (65535, (count + 65534) / 65535, 1)
+    }
 
     func u(_ v: Int) -> UInt32 { UInt32(v) }
     func f(_ v: Float) -> UInt32 { v.bitPattern }
 
+    /// A new buffer in the backend's memory, zero-filled.
+    func makeBuffer(_ count: Int) -> VulkanBuffer {
+        let buffer: VulkanBuffer
+        do {
+            buffer = try VulkanBuffer(device: device, count: count, mapped: memory == .mapped)
+        } catch {
+            fatalError("\(error)")
+        }
+        if buffer.mapped == nil {
+            pendingSequence().zero(buffer)
+            keepAlive.append(buffer)
+        }
+        return buffer
+    }
+
     /// `count` floats of work space, valid until the next op that asks for scratch.
     func scratch(_ count: Int) -> Tensor {
         if let b = scratchBuffer, b.count >= count { return Tensor(buffer: b, offset: 0, count: count) }
-        let b = try! VulkanBuffer(device: device, count: max(count, 4096))
+        let b = makeBuffer(max(count, 4096))
         scratchBuffer = b
         return Tensor(buffer: b, offset: 0, count: count)
     }
 
-    /// A small uint buffer (indices) as a tensor view, for the next dispatch.
+    /// A small uint buffer (indices) as a tensor view, for the next dispatch: always host-visible,
+    /// written in place (a GPU reads it over the bus once).
     func indices(_ values: [UInt32]) -> Tensor {
-        let b = try! VulkanBuffer(device: device, count: values.count)
-        UnsafeMutableRawPointer(b.mapped).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
+        let b = try! VulkanBuffer(device: device, count: values.count, mapped: true)
+        UnsafeMutableRawPointer(b.mapped!).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
         return Tensor(buffer: b)
     }
 
-    public func allocate(_ count: Int) -> Tensor { Tensor(buffer: try! VulkanBuffer(device: device, count: count)) }
+    public func allocate(_ count: Int) -> Tensor { Tensor(buffer: makeBuffer(count)) }
 
-    /// Host-visible memory: written in place, after the recorded work that may still read it.
+    /// Written after the recorded work that may still read the tensor: in place when mapped, else
+    /// through the staging buffer in pieces of at most `stagingBytes`.
     public func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) {
         flush()
-        ((tensor.buffer as! VulkanBuffer).mapped + tensor.offset).update(from: values.baseAddress!, count: values.count)
+        let buffer = tensor.buffer as! VulkanBuffer
+        if let mapped = buffer.mapped {
+            (mapped + tensor.offset).update(from: values.baseAddress!, count: values.count)
+            return
+        }
+        let staging = stagingArea()
+        for piece in stagingPieces(values.count) {
+            staging.mapped!.update(from: values.baseAddress! + piece.start, count: piece.length)
+            pendingSequence().copy(from: staging, offset: 0, to: buffer, offset: (tensor.offset + piece.start) * 4, bytes: piece.length * 4)
+            flush()
+        }
     }
 
     public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
         flush()
-        values.baseAddress!.update(from: (tensor.buffer as! VulkanBuffer).mapped + tensor.offset, count: tensor.count)
+        let buffer = tensor.buffer as! VulkanBuffer
+        if let mapped = buffer.mapped {
+            values.baseAddress!.update(from: mapped + tensor.offset, count: tensor.count)
+            return
+        }
+        let staging = stagingArea()
+        for piece in stagingPieces(tensor.count) {
+            pendingSequence().copy(from: buffer, offset: (tensor.offset + piece.start) * 4, to: staging, offset: 0, bytes: piece.length * 4)
+            keepAlive.append(buffer)
+            flush()
+            (values.baseAddress! + piece.start).update(from: staging.mapped!, count: piece.length)
+        }
+    }
+
+    func stagingArea() -> VulkanBuffer {
+        if let staging = stagingBuffer { return staging }
+        let staging = try! VulkanBuffer(device: device, count: Self.stagingBytes / 4, mapped: true)
+        stagingBuffer = staging
+        return staging
+    }
+
+    func stagingPieces(_ count: Int) -> [(start: Int, length: Int)] {
+        let step = Self.stagingBytes / 4
+        return stride(from: 0, to: count, by: step).map { (start: $0, length: min(step, count - $0)) }
     }
 
     public func synchronize() { flush() }
 
     func gather(_ table: Tensor, _ index: [UInt32], out: Tensor, dim: Int) {
-        run("gather_rows", [table, indices(index), out], [u(index.count), u(dim), u(table.offset), u(out.offset)],
+        run("gather_rows", [table, indices(index), out], [u(index.count), u(dim), o(table), o(out)],
             groups: Self.groups(index.count * dim))
     }
 
@@ -147,7 +270,7 @@ public final class VulkanBackend: Backend {
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor, out: Tensor, rows: Int, dim: Int, eps: Float) {
-        run("rms_norm", [x, weight, out], [u(rows), u(dim), u(x.offset), u(weight.offset), u(out.offset), f(eps)], groups: (rows, 1, 1))
+        run("rms_norm", [x, weight, out], [u(rows), u(dim), o(x), o(weight), o(out), f(eps)], groups: Self.grid(rows))
     }
 
     /// out[m, n] (+)= sum_k a[m, k] b[k, n] (+ bias[n]), a[m, k] at a.offset + m*aStrides.row + k*aStrides.column.
@@ -156,11 +279,15 @@ public final class VulkanBackend: Backend {
         out: Tensor, m: Int, n: Int, k: Int, accumulate: Bool
     ) {
         let push = LinearPush(
-            m: u(m), n: u(n), k: u(k), aOffset: u(a.offset), bOffset: u(b.offset), outOffset: u(out.offset),
-            biasOffset: u(bias?.offset ?? 0), flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0),
+            m: u(m), n: u(n), k: u(k), aOffset: o(a), bOffset: o(b), outOffset: o(out),
+            biasOffset: bias.map(o) ?? 0, flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0),
             aRowStride: u(aStrides.row), aColumnStride: u(aStrides.column), bRowStride: u(bStrides.row),
             bColumnStride: u(bStrides.column))
-        record(kernels["linear"]!, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
+        if m <= Self.fewRows && useFewRowsKernel {
+            record(kernels["linear_rows"]!, [a, b, out, bias ?? out], push, groups: Self.grid(n))
+        } else {
+            record(kernels["linear"]!, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
+        }
     }
 
     /// out = x W^T (NT): b[k, n] = W[n, k].
@@ -173,13 +300,13 @@ public final class VulkanBackend: Backend {
     public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {
         let threads = s.rows * s.newTokens * (s.heads + s.kvHeads) * s.headDim / 2
         run("rope", [qkv], [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads + s.kvHeads), u(s.headDim),
-                            u(s.qkvStride), u(qkv.offset), f(theta), f(1)], groups: Self.groups(threads))
+                            u(s.qkvStride), o(qkv), f(theta), f(1)], groups: Self.groups(threads))
     }
 
     public func fillPrefix(prefix: Tensor, cache: Tensor, streams: Int, batch: Int, shape s: AttentionShape) {
         let threads = streams * batch * s.kvHeads * s.prefixTokens * s.headDim
         run("fill_prefix", [prefix, cache], [u(streams), u(batch), u(s.kvHeads), u(s.prefixTokens), u(s.headDim),
-                                             u(s.cacheCapacity), u(prefix.offset), u(cache.offset)], groups: Self.groups(threads))
+                                             u(s.cacheCapacity), o(prefix), o(cache)], groups: Self.groups(threads))
     }
 
     func shapeWords(_ s: AttentionShape) -> [UInt32] {
@@ -187,28 +314,28 @@ public final class VulkanBackend: Backend {
     }
 
     public func storeKV(qkv: Tensor, keys: Tensor, values: Tensor, shape s: AttentionShape) {
-        run("store_kv", [qkv, keys, values], shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset)],
+        run("store_kv", [qkv, keys, values], shapeWords(s) + [o(qkv), o(keys), o(values)],
             groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
     }
 
     public func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape s: AttentionShape) {
         precondition(s.headDim <= 128, "Vulkan attention: head_dim <= 128")
         run("attention", [qkv, keys, values, out, logSumExp ?? out],
-            shapeWords(s) + [u(qkv.offset), u(keys.offset), u(values.offset), u(out.offset), u(logSumExp?.offset ?? 0),
+            shapeWords(s) + [o(qkv), o(keys), o(values), o(out), logSumExp.map(o) ?? 0,
                              logSumExp != nil ? 1 : 0],
             groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
     }
 
     public func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int) {
-        run("swiglu", [gateUp, out], [u(rows), u(dim), u(gateUp.offset), u(out.offset)], groups: Self.groups(rows * dim))
+        run("swiglu", [gateUp, out], [u(rows), u(dim), o(gateUp), o(out)], groups: Self.groups(rows * dim))
     }
 
     public func silu(_ x: Tensor, out: Tensor) {
-        run("silu", [x, out], [u(x.count), u(x.offset), u(out.offset)], groups: Self.groups(x.count))
+        run("silu", [x, out], [u(x.count), o(x), o(out)], groups: Self.groups(x.count))
     }
 
     public func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
-        run("interleave", [y, out], [u(streams), u(rowsPerStream), u(dim), u(y.offset), u(out.offset)],
+        run("interleave", [y, out], [u(streams), u(rowsPerStream), u(dim), o(y), o(out)],
             groups: Self.groups(streams * rowsPerStream * dim))
     }
 
@@ -216,9 +343,19 @@ public final class VulkanBackend: Backend {
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int, smoothing: Float
     ) {
         run("mix_streams", [y, logits, weights, out],
-            [u(streams), u(rowsPerStream), u(dim), u(y.offset), u(logits.offset), u(weights.offset), u(out.offset), f(smoothing)],
+            [u(streams), u(rowsPerStream), u(dim), o(y), o(logits), o(weights), o(out), f(smoothing)],
             groups: Self.groups(rowsPerStream * dim))
     }
+}
+
+/// Where the Vulkan backend keeps tensors.
+public enum VulkanMemoryMode: String, Sendable {
+    /// Host-visible memory, mapped: uploads and downloads are copies in place (lavapipe,
+    /// integrated GPUs, whose only memory is shared with the host).
+    case mapped
+    /// Device-local memory the host cannot see (a discrete GPU's VRAM), inputs and outputs moved
+    /// through a host-visible staging buffer by transfer commands.
+    case staging
 }
 
 /// Push constants as 32-bit words (every field of the shaders' Push blocks is a uint or a float).

@@ -12,7 +12,13 @@ public final class VulkanDevice {
     let queue: VkQueue
     let queueFamily: UInt32
     let commandPool: VkCommandPool
+    /// Host-visible coherent memory: mapped buffers, staging, small index buffers.
     let hostMemoryType: UInt32
+    /// Device-local memory; on a discrete GPU it is not host-visible and is reached by staging.
+    let deviceLocalMemoryType: UInt32
+    /// Whether the device has device-local memory the host cannot map (a discrete GPU's VRAM):
+    /// then buffers live there by default and inputs and outputs go through staging.
+    public let hasSeparateDeviceMemory: Bool
     let f: DeviceFunctions
 
     /// Opens device `index` (see `VulkanInstance.devices()`).
@@ -65,17 +71,21 @@ public final class VulkanDevice {
         var pool: VkCommandPool?
         try check(f.createCommandPool(device, &poolInfo, nil, &pool), "vkCreateCommandPool")
         commandPool = pool!
-        // Host-visible, coherent memory: simple and right for lavapipe and integrated GPUs; a
-        // device-local path with staging comes with the full backend.
         let memoryProperties = instance.function("vkGetPhysicalDeviceMemoryProperties", as: PFN_vkGetPhysicalDeviceMemoryProperties?.self)!
         var memory = VkPhysicalDeviceMemoryProperties()
         memoryProperties(physical, &memory)
-        let wanted = UInt32(VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue)
         let types = withUnsafeBytes(of: memory.memoryTypes) { Array($0.bindMemory(to: VkMemoryType.self).prefix(Int(memory.memoryTypeCount))) }
-        guard let type = types.firstIndex(where: { $0.propertyFlags & wanted == wanted }) else {
+        let hostVisible = UInt32(VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue)
+        let deviceLocal = UInt32(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue)
+        guard let host = types.firstIndex(where: { $0.propertyFlags & hostVisible == hostVisible }) else {
             throw VulkanUnavailable("\(info.name) has no host-visible coherent memory")
         }
-        hostMemoryType = UInt32(type)
+        hostMemoryType = UInt32(host)
+        // Prefer device-local memory the host cannot see (VRAM), else any device-local type
+        // (lavapipe and integrated GPUs: one unified memory), else the host type.
+        let vram = types.firstIndex { $0.propertyFlags & deviceLocal != 0 && $0.propertyFlags & hostVisible == 0 }
+        hasSeparateDeviceMemory = vram != nil
+        deviceLocalMemoryType = UInt32(vram ?? types.firstIndex { $0.propertyFlags & deviceLocal != 0 } ?? host)
     }
 
     deinit {
@@ -122,6 +132,8 @@ struct DeviceFunctions {
     let cmdPushConstants: PFN_vkCmdPushConstants
     let cmdDispatch: PFN_vkCmdDispatch
     let cmdPipelineBarrier: PFN_vkCmdPipelineBarrier
+    let cmdCopyBuffer: PFN_vkCmdCopyBuffer
+    let cmdFillBuffer: PFN_vkCmdFillBuffer
     let queueSubmit: PFN_vkQueueSubmit
     let createFence: PFN_vkCreateFence
     let destroyFence: PFN_vkDestroyFence
@@ -164,6 +176,8 @@ struct DeviceFunctions {
         cmdPushConstants = try load("vkCmdPushConstants")
         cmdDispatch = try load("vkCmdDispatch")
         cmdPipelineBarrier = try load("vkCmdPipelineBarrier")
+        cmdCopyBuffer = try load("vkCmdCopyBuffer")
+        cmdFillBuffer = try load("vkCmdFillBuffer")
         queueSubmit = try load("vkQueueSubmit")
         createFence = try load("vkCreateFence")
         destroyFence = try load("vkDestroyFence")

@@ -155,7 +155,8 @@ public final class VulkanInstance {
                 deviceLocalBytes: deviceLocal, subgroupSize: Int(subgroup.subgroupSize),
                 maxStorageBufferRange: Int(p.limits.maxStorageBufferRange),
                 maxSharedMemoryBytes: Int(p.limits.maxComputeSharedMemorySize),
-                maxWorkgroupInvocations: Int(p.limits.maxComputeWorkGroupInvocations))
+                maxWorkgroupInvocations: Int(p.limits.maxComputeWorkGroupInvocations),
+                minStorageBufferOffsetAlignment: Int(p.limits.minStorageBufferOffsetAlignment))
         }
     }
 }
@@ -171,6 +172,7 @@ public struct VulkanDeviceInfo: Codable, Equatable, Sendable {
     public var maxStorageBufferRange: Int
     public var maxSharedMemoryBytes: Int
     public var maxWorkgroupInvocations: Int
+    public var minStorageBufferOffsetAlignment: Int = 4
 
     public var isGPU: Bool { type == "discrete-gpu" || type == "integrated-gpu" }
 

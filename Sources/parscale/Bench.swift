@@ -37,11 +37,17 @@ struct BenchDecode: ParsableCommand {
     func run() throws {
         let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
         guard pList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--P values must be >= 1") }
-        let backends = try benchBackends(backend)
+        var backends = try benchBackends(backend)
+        // On Vulkan, also the other kernel for few-row products: linear_rows.comp against the 32 x 32 tiles.
+        if let vulkan = backends.last as? VulkanBackend {
+            let other = try VulkanBackend(device: vulkan.device)
+            other.useFewRowsKernel.toggle()
+            backends.append(other)
+        }
         var rows: [[String: Any]] = []
         if !json {
             print("bench decode: hidden \(hidden), layers \(layers), heads \(heads)/\(kvHeads), intermediate \(intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
-            print("   P  backend   weights    prefill tok/s   decode ms/token   decode vs P=1")
+            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1")
         }
         var baseline: [String: Double] = [:]
         for P in pList {
@@ -82,7 +88,7 @@ struct BenchDecode: ParsableCommand {
                 ])
                 if !json {
                     print(String(
-                        format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 7, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
+                        format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 8, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
                         prefillRate, decodeMs, ratio))
                 }
             }
@@ -104,7 +110,13 @@ func benchBackends(_ choice: BackendChoice) throws -> [Backend] {
     return [CPUBackend()] + (other.map { $0 is CPUBackend ? [] : [$0] } ?? [])
 }
 
-func benchKind(_ backend: InferenceBackend) -> String { backend is CPUBackend ? "cpu" : "vulkan" }
+/// "cpu", "vulkan" (its defaults), or "vk-rows" / "vk-tiles": Vulkan with the few-rows matrix
+/// kernel forced on or off against the device's default.
+func benchKind(_ backend: InferenceBackend) -> String {
+    guard let vulkan = backend as? VulkanBackend else { return "cpu" }
+    if vulkan.useFewRowsKernel == vulkan.device.info.isGPU { return "vulkan" }
+    return vulkan.useFewRowsKernel ? "vk-rows" : "vk-tiles"
+}
 
 /// Why `config` cannot run on `backend` (a Vulkan device's limits), or nil.
 func benchLimitation(_ config: ModelConfig, _ backend: InferenceBackend) -> String? {

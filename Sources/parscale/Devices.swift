@@ -23,8 +23,7 @@ struct Devices: ParsableCommand {
             problem = error.reason
         }
         let gpu = VulkanDeviceInfo.autoChoice(devices)
-        // The compute backend itself arrives with issue #4; until then every command computes on the CPU.
-        let auto = gpu.map { "cpu (found \($0.name), but the Vulkan compute backend is not built yet)" }
+        let auto = gpu.map { "vulkan (\($0.name))" }
             ?? "cpu (\(problem ?? "no discrete or integrated GPU among the Vulkan devices"))"
         if json {
             let encoder = JSONEncoder()
@@ -37,9 +36,9 @@ struct Devices: ParsableCommand {
         if let problem { print("Vulkan: \(problem)") }
         for d in devices {
             print(String(
-                format: "%d: %@ (%@, Vulkan %@): %@ device-local, subgroup %d, max storage buffer %@, shared memory %@",
+                format: "%d: %@ (%@, Vulkan %@): %@ device-local, subgroup %d, max storage buffer %@ (larger buffers are bound in windows aligned to %d B), shared memory %@",
                 d.index, d.name, d.type, d.apiVersion, formatBytes(d.deviceLocalBytes), d.subgroupSize,
-                formatBytes(d.maxStorageBufferRange), formatBytes(d.maxSharedMemoryBytes)))
+                formatBytes(d.maxStorageBufferRange), d.minStorageBufferOffsetAlignment, formatBytes(d.maxSharedMemoryBytes)))
         }
         print("auto: \(auto)")
     }

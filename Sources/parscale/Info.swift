@@ -47,11 +47,3 @@ struct Info: ParsableCommand {
             """)
     }
 }
-
-func formatBytes(_ bytes: Int) -> String {
-    let b = Double(bytes)
-    if bytes >= 1 << 30 { return String(format: "%.2f GiB", b / 1_073_741_824) }
-    if bytes >= 1 << 20 { return String(format: "%.2f MiB", b / 1_048_576) }
-    if bytes >= 1 << 10 { return String(format: "%.1f KiB", b / 1024) }
-    return "\(bytes) B"
-}

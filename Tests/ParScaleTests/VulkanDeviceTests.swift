@@ -58,6 +58,13 @@ final class VulkanLimitationTests: XCTestCase {
         big.hiddenSize = 512
         big.intermediateSize = 1024
         XCTAssertTrue(VulkanBackend.limitation(for: big, on: device)?.contains("storage buffer range") == true)
+        // Many layers: the flat parameter buffer exceeds the range, every tensor fits (windows).
+        var deep = small
+        deep.hiddenSize = 128
+        deep.intermediateSize = 256
+        deep.numHiddenLayers = 8
+        XCTAssertGreaterThan(ParameterLayout(deep).totalCount * 4, device.maxStorageBufferRange)
+        XCTAssertNil(VulkanBackend.limitation(for: deep, on: device))
         var wideHeads = small
         wideHeads.numAttentionHeads = 1
         wideHeads.numKeyValueHeads = 1

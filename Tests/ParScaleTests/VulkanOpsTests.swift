@@ -43,9 +43,18 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
         try checkLinear(VulkanBackend(device: lavapipeDevice(), sharedMemoryTiles: true))
     }
 
+    /// The few-rows kernel GPUs use for decode (off by default on lavapipe), forced on.
+    func testLinearWithTheFewRowsKernelMatchesTheCPUBackend() throws {
+        let vulkan = try VulkanBackend(device: lavapipeDevice())
+        XCTAssertFalse(vulkan.useFewRowsKernel)
+        vulkan.useFewRowsKernel = true
+        checkLinear(vulkan)
+    }
+
     func checkLinear(_ vulkan: VulkanBackend) {
         var rng = SeededGenerator(seed: 21)
-        for (rows, inDim, outDim) in [(1, 7, 5), (13, 37, 29), (45, 64, 33)] {
+        // Up to 8 rows: linear_rows.comp where it is on; more: the 32 x 32 tiles.
+        for (rows, inDim, outDim) in [(1, 7, 5), (4, 300, 70), (8, 129, 37), (9, 65, 3), (13, 37, 29), (45, 64, 33)] {
             for (useBias, accumulate) in [(false, false), (true, false), (true, true)] {
                 let pad = 3
                 let x = (0..<rows * inDim).map { _ in rng.nextUniform() - 0.5 }
@@ -102,7 +111,23 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
 /// The official reference models, run on the Vulkan backend (lavapipe), within the model issue's bounds.
 final class VulkanReferenceTests: ValidatedVulkanTestCase {
     func testReferenceModelsOnVulkanMatchTheOfficialOutputs() throws {
-        let backend = try VulkanBackend(device: lavapipeDevice())
+        try checkReferenceModels(VulkanBackend(device: lavapipeDevice()))
+    }
+
+    /// What a discrete GPU gets: device-local memory behind staging transfers, shared-memory tiles
+    /// and the few-rows decode kernel; plus a binding range (192 KiB) smaller than the flat
+    /// parameter buffer, so parameters are bound as aligned windows of it.
+    func testReferenceModelsWithStagingAndBindingWindows() throws {
+        let backend = try VulkanBackend(
+            device: lavapipeDevice(), sharedMemoryTiles: true, memory: .staging, maxBindingBytes: 192 << 10, bindingAlignment: 256)
+        backend.useFewRowsKernel = true
+        try checkReferenceModels(backend)
+        for dir in TestPaths.referenceModels {
+            XCTAssertGreaterThan(ParameterLayout(try Checkpoint.loadConfig(dir.path)).totalCount * 4, backend.maxBindingBytes)
+        }
+    }
+
+    func checkReferenceModels(_ backend: VulkanBackend) throws {
         for dir in TestPaths.referenceModels {
             let model = try Checkpoint.load(dir.path, backend: backend)
             let data = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("reference.safetensors").path)

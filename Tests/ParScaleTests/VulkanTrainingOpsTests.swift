@@ -33,6 +33,12 @@ final class VulkanTrainingOpsTests: VulkanAgreementTestCase {
         check(dw, dwv, "linear backward, dWeight only")
     }
 
+    /// The few-rows kernel GPUs use (dWeight of a 5-row product goes through it too), forced on.
+    func testLinearBackwardWithTheFewRowsKernel() {
+        vulkan.useFewRowsKernel = true
+        testLinearBackward()
+    }
+
     /// The shared-memory tiles GPUs use, forced on lavapipe.
     func testLinearBackwardWithSharedMemoryTiles() throws {
         vulkan = try VulkanBackend(device: vulkan.device, sharedMemoryTiles: true)

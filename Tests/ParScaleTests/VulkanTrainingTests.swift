@@ -17,10 +17,59 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
 
     /// 20 steps of accumulateGradients + AdamW (clipping and weight decay on): losses agree to 1e-4.
     func testTwentyStepsMatchTheCPUBackend() throws {
-        let vulkan = try VulkanBackend(device: lavapipeDevice())
         // Each P's models are released with AdamW's dispatches still recorded: the backend keeps
         // their buffers alive until the submission has run.
-        for P in [1, 2] {
+        try compareTraining(VulkanBackend(device: lavapipeDevice()), P: [1, 2], steps: 20)
+    }
+
+    /// The GPU settings (device-local memory behind staging, shared-memory tiles, the few-rows
+    /// kernel), and a 16 KiB binding range: the flat parameter,
+    /// gradient and moment buffers are bound in aligned windows and AdamW runs piece by piece.
+    func testStagingAndBindingWindowsMatchTheCPUBackend() throws {
+        let vulkan = try VulkanBackend(
+            device: lavapipeDevice(), sharedMemoryTiles: true, memory: .staging, maxBindingBytes: 16 << 10, bindingAlignment: 256)
+        vulkan.useFewRowsKernel = true  // as on a GPU
+        XCTAssertEqual(vulkan.memory, .staging)
+        XCTAssertGreaterThan(tinyModel(P: 2, backend: CPUBackend()).parameters.count * 4, 2 * vulkan.maxBindingBytes)
+        try compareTraining(vulkan, P: [2], steps: 5)
+    }
+
+    /// A flat buffer larger than lavapipe's real maxStorageBufferRange (128 MiB): fill, sum of
+    /// squares and AdamW run in windows; the validation layer checks every bound range.
+    func testABufferBeyondTheDeviceRangeWorks() throws {
+        let vulkan = try VulkanBackend(device: lavapipeDevice())
+        let count = vulkan.device.info.maxStorageBufferRange / 4 + 3_000_001
+        let params = vulkan.allocate(count), grads = vulkan.allocate(count), m = vulkan.allocate(count), v = vulkan.allocate(count)
+        vulkan.fill(grads, value: 0.5)
+        XCTAssertEqual(vulkan.sumOfSquares(grads), 0.25 * Double(count), accuracy: 1e-4 * Double(count))
+        let tail: [Float] = [1, -2, 3, -4]
+        tail.withUnsafeBufferPointer { vulkan.upload($0, to: grads.slice(count - 4, 4)) }
+        vulkan.adamw(params: params, grads: grads, m: m, v: v, settings: AdamWSettings(learningRate: 0.1, step: 1))
+        // The first AdamW step moves each parameter by -lr * sign(g).
+        let moved = download(params.slice(0, 2), vulkan) + download(params.slice(count - 6, 6), vulkan)
+        for (got, want) in zip(moved, [-0.1, -0.1, -0.1, -0.1, -0.1, 0.1, -0.1, 0.1] as [Float]) {
+            XCTAssertEqual(got, want, accuracy: 1e-6, "\(moved)")
+        }
+    }
+
+    /// A tensor larger than one binding is a clear error naming it, before any work.
+    func testATensorBeyondTheBindingRangeIsAClearError() throws {
+        let vulkan = try VulkanBackend(device: lavapipeDevice(), maxBindingBytes: 16 << 10)
+        let model = tinyModel(P: 2, backend: vulkan)
+        let tokens = [[Int32]](repeating: [Int32](repeating: 1, count: 40), count: 2)  // 80 rows x 67 logits > 16 KiB
+        XCTAssertThrowsError(try model.forward(tokens: tokens, cache: model.makeCache(batch: 2, capacity: 40))) { error in
+            XCTAssertTrue("\(error)".contains("the logits (80 rows x vocabulary 67)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("lower --batch or --seq"), "\(error)")
+        }
+        XCTAssertThrowsError(try model.accumulateGradients(
+            inputs: tokens.flatMap { $0 }, targets: tokens.flatMap { $0 }, batch: 2, sequence: 40,
+            gradients: vulkan.allocate(model.parameters.count)))
+        // Smaller inputs still run.
+        XCTAssertNoThrow(try model.forward(tokens: [[1, 2, 3]], cache: model.makeCache(batch: 1, capacity: 3)))
+    }
+
+    func compareTraining(_ vulkan: VulkanBackend, P streamCounts: [Int], steps: Int) throws {
+        for P in streamCounts {
             let (B, S) = (2, 7)
             let cpuModel = tinyModel(P: P, backend: CPUBackend()), vulkanModel = tinyModel(P: P, backend: vulkan)
             var options = OptimizerOptions()
@@ -30,7 +79,7 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
             let cpuGrads = cpuModel.backend.allocate(cpuModel.parameters.count)
             let vulkanGrads = vulkan.allocate(vulkanModel.parameters.count)
             var rng = SeededGenerator(seed: 11)
-            for step in 1...20 {
+            for step in 1...steps {
                 let ids = (0..<B * (S + 1)).map { _ in Int32(rng.next() % 67) }
                 let rows = (0..<B).map { ids[($0 * (S + 1))..<(($0 + 1) * (S + 1))] }
                 let inputs = rows.flatMap { $0.dropLast() }, targets = rows.flatMap { $0.dropFirst() }
@@ -45,6 +94,8 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
                 XCTAssertEqual(losses[1], losses[0], accuracy: 1e-4 * losses[0], "P=\(P) step \(step) loss")
                 XCTAssertEqual(norms[1], norms[0], accuracy: 1e-4 * norms[0], "P=\(P) step \(step) gradient norm")
             }
+            assertClose(download(vulkanModel.parameters, vulkan), download(cpuModel.parameters, cpuModel.backend),
+                        "P=\(P) parameters after \(steps) steps", tolerance: 1e-3)
         }
     }
 
