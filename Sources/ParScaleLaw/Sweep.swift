@@ -132,9 +132,13 @@ public enum Sweep {
         return try JSONDecoder().decode(SweepPlan.self, from: data)
     }
 
-    /// Trains one run to the end (resuming its checkpoint if it has one); a run with a result is skipped.
+    /// Trains one run to the end (resuming its checkpoint if it has one) on `backend` (default the
+    /// CPU); a run with a result is skipped.
     @discardableResult
-    public static func execute(_ run: SweepRun, plan: SweepPlan, in dir: String, log: (String) -> Void) throws -> SweepResult {
+    public static func execute(
+        _ run: SweepRun, plan: SweepPlan, in dir: String, backend: Backend? = nil, log: (String) -> Void
+    ) throws -> SweepResult {
+        let backend = backend ?? CPUBackend()
         if let done = try? loadResult(resultPath(dir, run)) {
             log("\(run.name): done before (val loss \(String(format: "%.4f", done.validationLoss))), skipped")
             return done
@@ -142,10 +146,10 @@ public enum Sweep {
         let runDir = runDirectory(dir, run)
         let trainer: Trainer
         if FileManager.default.fileExists(atPath: Trainer.checkpointDirectory(runDir)) {
-            trainer = try Trainer.resume(runDirectory: runDir, backend: CPUBackend())
+            trainer = try Trainer.resume(runDirectory: runDir, backend: backend)
             log("\(run.name): resuming at step \(trainer.state.step)")
         } else {
-            let model = ParScaleModel.initialized(plan.config(run), backend: CPUBackend(), options: plan.recipe.initOptions(seed: run.seed))
+            let model = ParScaleModel.initialized(plan.config(run), backend: backend, options: plan.recipe.initOptions(seed: run.seed))
             trainer = try Trainer.start(
                 runDirectory: runDir, model: model, options: plan.trainingOptions(run), recipe: plan.recipe.metadata)
             log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")

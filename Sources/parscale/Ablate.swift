@@ -14,7 +14,7 @@ struct Ablate: ParsableCommand {
             the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation. Also writes \
             DIR/ablation.json, DIR/ablation.md, and the table into `parscale report DIR`.
             Default grid: hidden 64 and 96 (4 layers), 2M tokens of the built-in code corpus, seeds 0-2, P = 4. \
-            Recipes (each changes one thing from base, the default of init/pretrain/sweep/study):
+            Recipes (each changes one thing from base; reparam is the default of init/pretrain/sweep/study):
             \(Recipe.named.map { "  \($0.name): \($0.what)" }.joined(separator: "\n"))
             """)
 
@@ -26,6 +26,8 @@ struct Ablate: ParsableCommand {
     @Option(help: "Training tokens per run.") var tokens: Int?
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus = .code
+    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
+    var backend: BackendChoice = .auto
     @Flag(name: .customLong("table-only"), help: "Only tabulate the finished runs in --out.") var tableOnly = false
     @Flag(help: "Print the table as one JSON object.") var json = false
 
@@ -52,8 +54,9 @@ struct Ablate: ParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let runs = plan.runs
             standardError("ablate \(out): \(runs.count) runs (recipes \(plan.recipes.joined(separator: ",")), sizes \(plan.sweep.hiddenSizes), P 1 and \(plan.streams), seeds \(plan.sweep.seeds)), \(plan.sweep.tokens) tokens each, \(plan.sweep.data.description)")
+            let computeBackend = try backend.make()
             for (i, item) in runs.enumerated() {
-                let r = try Sweep.execute(item.run, plan: item.plan, in: out) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
+                let r = try Sweep.execute(item.run, plan: item.plan, in: out, backend: computeBackend) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
                 standardError(String(format: "[%d/%d] %@: val loss %.4f, %.0f s", i + 1, runs.count, item.run.name, r.validationLoss, r.wallSeconds))
             }
         }

@@ -104,6 +104,8 @@ struct Study: ParsableCommand {
     @Option(help: "Study folder (default runs/study-PRESET).") var out: String?
     @Option(help: "Built-in corpus: synthetic or code (default: the preset's).") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
+    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
+    var backend: BackendChoice = .auto
 
     func run() throws {
         guard preset == "tiny" || preset == "small", var plan = SweepPlan.preset(preset) else {
@@ -116,8 +118,9 @@ struct Study: ParsableCommand {
         try Sweep.prepare(plan, in: dir)
         let runs = plan.runs
         standardError("study \(dir): sweep of \(runs.count) runs (\(plan.hiddenSizes) x P \(plan.streams) x seeds \(plan.seeds), \(plan.tokens) tokens each)")
+        let computeBackend = try backend.make()
         for (i, run) in runs.enumerated() {
-            let r = try Sweep.execute(run, plan: plan, in: dir) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
+            let r = try Sweep.execute(run, plan: plan, in: dir, backend: computeBackend) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
             standardError(String(format: "[%d/%d] %@: val loss %.4f +- %.4f", i + 1, runs.count, run.name, r.validationLoss, r.validationLossSE))
         }
         let summary = try Fit.fit(dir, samples: preset == "tiny" ? 50 : 200)

@@ -30,6 +30,8 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
+    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
+    var backend: BackendChoice = .auto
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them.") var emitJobs = false
 
@@ -79,8 +81,9 @@ struct SweepCommand: ParsableCommand {
             throw ValidationError("--only \(only) is not a run of this grid (\(plan.runs.map(\.name).joined(separator: ", ")))")
         }
         standardError("sweep \(out): \(runs.count) runs, \(plan.tokens) tokens each, \(plan.data.description)")
+        let computeBackend = try backend.make()
         for (i, run) in runs.enumerated() {
-            let result = try Sweep.execute(run, plan: plan, in: out) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
+            let result = try Sweep.execute(run, plan: plan, in: out, backend: computeBackend) { standardError("[\(i + 1)/\(runs.count)] \($0)") }
             standardError(String(
                 format: "[%d/%d] %@: val loss %.4f +- %.4f, N = %d, %.0f s", i + 1, runs.count, run.name,
                 result.validationLoss, result.validationLossSE, result.nonEmbeddingParameters, result.wallSeconds))

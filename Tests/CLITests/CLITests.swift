@@ -201,6 +201,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(losses[1], losses[0], accuracy: 1e-4 * losses[0])
     }
 
+    /// Sweeps (and so ablations and studies) train on the chosen backend: the same tiny sweep on
+    /// Vulkan (lavapipe) and on the CPU ends at the same validation losses, each result naming its backend.
+    func testSweepOnVulkanMatchesTheCPU() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") else { throw XCTSkip("no lavapipe") }
+        setenv("LP_NUM_THREADS", "0", 0)  // lavapipe on the calling thread: far faster for tiny dispatches
+        var losses: [[Double]] = []
+        for backend in ["cpu", "vulkan"] {
+            let dir = temporary().appendingPathComponent("sweep-\(backend)").path
+            let run = try parscale(["sweep", "--preset", "tiny", "--out", dir, "--sizes", "32", "--P", "1,2", "--seeds", "0",
+                                    "--tokens", "2048", "--backend", backend])
+            XCTAssertEqual(run.status, 0, run.err)
+            losses.append(try ["h32-p1-s0", "h32-p2-s0"].map { name in
+                let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/runs/\(name)/result.json"))) as! [String: Any]
+                XCTAssertTrue((result["backend"] as? String)?.hasPrefix(backend) == true, "\(result["backend"] ?? "")")
+                return try XCTUnwrap(result["validationLoss"] as? Double)
+            })
+        }
+        for (vulkan, cpu) in zip(losses[1], losses[0]) { XCTAssertEqual(vulkan, cpu, accuracy: 1e-4 * cpu) }
+    }
+
     func testRecycleFrozenThenAdapterAndMergeThroughTheCLI() throws {
         let base = Self.reference.appendingPathComponent("p1_tied").path
         let run = temporary().appendingPathComponent("recycled").path
