@@ -30,8 +30,10 @@ struct Pretrain: ParsableCommand {
             Optimizer: AdamW (betas 0.9/0.95), linear warm-up then cosine decay to 10%, gradient clipping; \
             weight decay on weight matrices only (not norms, biases or prefixes).
             Recipe (how the ParScale parts start and learn; `--recipe` and the flags below, recorded in \
-            trainer_state.json): by default prefixes N(0, 0.02) distinct per stream, T = 8, the aggregator's \
-            last layer at zero (uniform first weights), smoothing 0.1; `parscale ablate` measures the choices.
+            trainer_state.json): by default prefixes N(0, 0.02) distinct per stream, trained through a 64-wide \
+            MLP from one vector per stream (folded into plain prefixes in every checkpoint), T = 8, the \
+            aggregator's last layer at zero (uniform first weights), smoothing 0.1; `parscale ablate` \
+            measures the choices.
             """)
 
     @Option(help: "Run folder.") var out: String

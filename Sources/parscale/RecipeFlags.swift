@@ -6,7 +6,7 @@ import ParScaleTrain
 /// any single choice overridden. Unset flags keep the recipe's value; the default recipe is
 /// `Recipe.standard`, measured in Tools/bench/RESULTS.md.
 struct RecipeFlags: ParsableArguments {
-    @Option(help: "Start from a named recipe: \(Recipe.named.map(\.name).joined(separator: ", ")) (default base; see `parscale ablate --help`).")
+    @Option(help: "Start from a named recipe: \(Recipe.named.map(\.name).joined(separator: ", ")) (default: base with --prefix-reparam \(Recipe.standard.prefixReparam), the best measured; see `parscale ablate --help`).")
     var recipe: String?
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T per stream and layer (default \(Recipe.standard.prefixTokens); the paper uses 48).")
     var prefixTokens: Int?
