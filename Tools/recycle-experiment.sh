@@ -6,6 +6,9 @@
 # reparam cells at the base's size (Tools/bench/RESULTS.md, issue #8).
 #   bash Tools/recycle-experiment.sh [OUT] [BASE]   (about 15 minutes on 2 cores)
 # BASE defaults to the shipped Checkpoints/s96-p1-code (hidden 96, 4 layers, 2M code tokens).
+# LR (default 3e-4, the base's final learning rate: a higher one re-warms the backbone and costs
+# more than it gains) is the peak learning rate of every arm; RECYCLE_FLAGS (default
+# "--parscale-lr-scale 10") go to the recycled arms only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PARSCALE:-.build/release/parscale}
@@ -14,14 +17,15 @@ base=${2:-Checkpoints/s96-p1-code}
 mkdir -p "$out"
 # 200k tokens = 10% of the base's 2M; the code corpus's validation split is fixed, so every run
 # is scored on the same 256 windows.
-common=(--corpus code --seq 128 --batch 8 --eval-windows 256 --task-examples 0 --tokens 200000 --lr 1e-3)
+common=(--corpus code --seq 128 --batch 8 --eval-windows 256 --task-examples 0 --tokens 200000 --lr "${LR:-3e-4}")
+read -r -a recycle_flags <<< "${RECYCLE_FLAGS---parscale-lr-scale 10}"
 for S in 0 1 2; do
   [ -f "$out/a-p1-s$S/checkpoint/trainer_state.json" ] || $bin pretrain --from "$base" --out "$out/a-p1-s$S" --seed $S "${common[@]}"
   for P in 2 4; do
     [ -f "$out/full-p$P-s$S/checkpoint/trainer_state.json" ] || \
-      $bin recycle --from "$base" --P $P --out "$out/full-p$P-s$S" --seed $S "${common[@]}"
+      $bin recycle --from "$base" --P $P --out "$out/full-p$P-s$S" --seed $S "${common[@]}" "${recycle_flags[@]}"
     [ -f "$out/frozen-p$P-s$S/checkpoint/trainer_state.json" ] || \
-      $bin recycle --from "$base" --P $P --freeze-backbone --out "$out/frozen-p$P-s$S" --seed $S "${common[@]}"
+      $bin recycle --from "$base" --P $P --freeze-backbone --out "$out/frozen-p$P-s$S" --seed $S "${common[@]}" "${recycle_flags[@]}"
   done
 done
 

@@ -24,10 +24,15 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// layer at zero, smoothing 0.1, no reparameterisation, the backbone's learning rate.
     public static let base = Recipe()
 
-    /// The recipe of `init`, `pretrain`, `recycle`, `sweep` and `study` unless flags say otherwise:
+    /// The recipe of `init`, `pretrain`, `sweep` and `study` unless flags say otherwise:
     /// base with the prefix reparameterisation, the best of the recipes measured (Tools/bench/RESULTS.md,
     /// "Recipe ablation"), though no recipe made P = 4 beat P = 1 by 3 standard errors at these sizes.
     public static let standard = with { $0.prefixReparam = 64 }
+
+    /// The recipe of `recycle`: standard, with 10x the learning rate on the new prefixes and
+    /// aggregator, since there they start from nothing while the backbone only continues (measured
+    /// in Tools/bench/RESULTS.md, "Recycling", with the continued learning rate 3e-4).
+    public static let recycling = standard.changed { $0.parscaleLRScale = 10 }
 
     /// The recipes `parscale ablate` knows by name: each changes one thing from `base`.
     public static let named: [(name: String, recipe: Recipe, what: String)] = [
@@ -42,11 +47,14 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     public static func named(_ name: String) -> Recipe? { named.first { $0.name == name }?.recipe }
 
-    static func with(_ change: (inout Recipe) -> Void) -> Recipe {
-        var r = Recipe()
+    func changed(_ change: (inout Recipe) -> Void) -> Recipe {
+        var r = self
         change(&r)
         return r
     }
+
+    /// `base` with one change.
+    static func with(_ change: (inout Recipe) -> Void) -> Recipe { Recipe().changed(change) }
 
     public func initOptions(seed: UInt64) -> InitOptions {
         InitOptions(seed: seed, prefixStd: prefixStd, aggregatorInit: aggregatorInit)

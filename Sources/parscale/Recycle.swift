@@ -13,7 +13,9 @@ struct Recycle: ParsableCommand {
             DIR/adapter.safetensors, which `--adapter` applies to the same backbone on any inference command).
             Prefixes start as distinct normal draws per stream (--prefix-init data takes the keys and values \
             the source computes for a different span of training text per stream instead; measured, it \
-            starts further from the source); the aggregator's last layer starts at zero (uniform mixing). The validation loss of the source and \
+            starts further from the source); the aggregator's last layer starts at zero (uniform mixing). \
+            Defaults for recycling (measured, Tools/bench/RESULTS.md): peak learning rate 3e-4 (about where \
+            pretraining ended) and 10x that on the prefixes and aggregator (--parscale-lr-scale). The validation loss of the source and \
             of the recycled model at step 0 are printed and recorded. Progress, checkpoints, metrics and \
             --resume work as in `pretrain`.
             """)
@@ -39,8 +41,9 @@ struct Recycle: ParsableCommand {
             trainer = try training.resume(out)
         } else {
             let source = try Checkpoint.load(from!, backend: training.backend.make(for: Checkpoint.loadConfig(from!)))
-            let recipe = self.recipe.resolved()
-            var options = try training.options(defaultSequence: 128, defaultBatch: 8)
+            let recipe = self.recipe.resolved(base: .recycling)
+            var options = try training.options(
+                defaultSequence: 128, defaultBatch: 8, defaultLearningRate: TrainingFlags.continuedLearningRate)
             recipe.apply(to: &options)
             options.freezeBackbone = freezeBackbone
             let corpus = try training.corpus.corpus(data: training.data)

@@ -229,6 +229,10 @@ final class CLITests: XCTestCase {
                                     "--task-examples", "0"])
         XCTAssertEqual(recycle.status, 0, recycle.err)
         XCTAssertTrue(recycle.err.contains("step 0 val loss"), recycle.err)
+        // Recycling's defaults: the continued learning rate, 10x on the new parts.
+        let state = try String(contentsOfFile: run + "/checkpoint/trainer_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"parscale_lr_scale\" : \"10.0\""), state)
+        XCTAssertTrue(state.contains("\"learningRate\" : 0.0003"), state)
         let adapter = run + "/adapter.safetensors"
         XCTAssertTrue(FileManager.default.fileExists(atPath: adapter), recycle.err)
         // The adapter on its backbone equals the recycled run's own checkpoint.
