@@ -34,7 +34,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// in Tools/bench/RESULTS.md, "Recycling", with the continued learning rate 3e-4).
     public static let recycling = standard.changed { $0.parscaleLRScale = 10 }
 
-    /// The recipes `parscale ablate` knows by name: each changes one thing from `base`.
+    /// The recipes `parscale ablate` knows by name: each changes one thing from `base`, or combines
+    /// two that helped.
     public static let named: [(name: String, recipe: Recipe, what: String)] = [
         ("base", base, "prefixes N(0, 0.02), T = 8, uniform start, smoothing 0.1"),
         ("reparam", with { $0.prefixReparam = 64 }, "prefixes through a 64-wide MLP from one vector per stream"),
@@ -43,6 +44,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         ("std0.2", with { $0.prefixStd = 0.2 }, "prefixes N(0, 0.2)"),
         ("aggnormal", with { $0.aggregatorInit = .normal }, "aggregator's last layer N(0, 0.02) instead of zero"),
         ("smooth0", with { $0.smoothing = 0 }, "no aggregation smoothing"),
+        ("reparam-std0.2", with { $0.prefixReparam = 64; $0.prefixStd = 0.2 }, "reparam and std0.2 together"),
     ]
 
     public static func named(_ name: String) -> Recipe? { named.first { $0.name == name }?.recipe }
