@@ -14,7 +14,7 @@ struct Ablate: ParsableCommand {
             the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation. Also writes \
             DIR/ablation.json, DIR/ablation.md, and the table into `parscale report DIR`.
             Default grid: hidden 64 and 96 (4 layers), 2M tokens of the built-in code corpus, seeds 0-2, P = 4. \
-            Recipes (each changes one thing from base; reparam is the default of init/pretrain/sweep/study):
+            Recipes (each changes one thing from base, or combines two; reparam is the default of init/pretrain/sweep/study):
             \(Recipe.named.map { "  \($0.name): \($0.what)" }.joined(separator: "\n"))
             """)
 
