@@ -152,11 +152,15 @@ public final class VulkanBackend: Backend {
     /// A tensor's offset as the shaders see it: relative to its binding's window.
     func o(_ tensor: Tensor) -> UInt32 { UInt32(window(tensor).offset) }
 
-    /// [start, start + length) pieces of `count` elements, each small enough for one binding:
-    /// elementwise ops over the flat parameter buffers run piece by piece.
+    /// [start, start + length) pieces of `count` elements, `step` at most (none when count is 0).
+    static func pieces(_ count: Int, step: Int) -> [(start: Int, length: Int)] {
+        stride(from: 0, to: count, by: step).map { ($0, min(step, count - $0)) }
+    }
+
+    /// Pieces small enough for one binding: elementwise ops over the flat parameter buffers run
+    /// piece by piece.
     func pieces(_ count: Int) -> [(start: Int, length: Int)] {
-        let step = max(256, (maxTensorBytes! / 4) / 256 * 256)
-        return stride(from: 0, to: max(count, 1), by: step).map { ($0, min(step, count - $0)) }
+        Self.pieces(count, step: max(256, (maxTensorBytes! / 4) / 256 * 256))
     }
 
     /// Work groups for `threads` threads in groups of `size`.
@@ -215,7 +219,7 @@ public final class VulkanBackend: Backend {
             return
         }
         let staging = stagingArea()
-        for piece in stagingPieces(values.count) {
+        for piece in Self.pieces(values.count, step: Self.stagingBytes / 4) {
             staging.mapped!.update(from: values.baseAddress! + piece.start, count: piece.length)
             pendingSequence().copy(from: staging, offset: 0, to: buffer, offset: (tensor.offset + piece.start) * 4, bytes: piece.length * 4)
             flush()
@@ -230,9 +234,8 @@ public final class VulkanBackend: Backend {
             return
         }
         let staging = stagingArea()
-        for piece in stagingPieces(tensor.count) {
+        for piece in Self.pieces(tensor.count, step: Self.stagingBytes / 4) {
             pendingSequence().copy(from: buffer, offset: (tensor.offset + piece.start) * 4, to: staging, offset: 0, bytes: piece.length * 4)
-            keepAlive.append(buffer)
             flush()
             (values.baseAddress! + piece.start).update(from: staging.mapped!, count: piece.length)
         }
@@ -243,11 +246,6 @@ public final class VulkanBackend: Backend {
         let staging = try! VulkanBuffer(device: device, count: Self.stagingBytes / 4, mapped: true)
         stagingBuffer = staging
         return staging
-    }
-
-    func stagingPieces(_ count: Int) -> [(start: Int, length: Int)] {
-        let step = Self.stagingBytes / 4
-        return stride(from: 0, to: count, by: step).map { (start: $0, length: min(step, count - $0)) }
     }
 
     public func synchronize() { flush() }
