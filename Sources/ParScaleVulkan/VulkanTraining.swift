@@ -57,7 +57,7 @@ extension VulkanBackend {
     ) {
         precondition(s.headDim <= 128, "Vulkan attention: head_dim <= 128")
         let inputs = [qkv, keys, values, out, dOut, logSumExp]
-        let offsets = shapeWords(s) + inputs.map { u($0.offset) }
+        let offsets = shapeWords(s) + inputs.map(o)
         run("attention_backward_dq", inputs + [dQKV], offsets + [o(dQKV)],
             groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
         run("attention_backward_dkv", inputs + [dKeys, dValues], offsets + [o(dKeys), o(dValues)],

@@ -60,6 +60,9 @@ struct Ablate: ParsableCommand {
                 standardError(String(format: "[%d/%d] %@: val loss %.4f, %.0f s", i + 1, runs.count, item.run.name, r.validationLoss, r.wallSeconds))
             }
         }
+        guard FileManager.default.fileExists(atPath: (out as NSString).appendingPathComponent("runs")) else {
+            throw ValidationError("--out \(out): no ablation runs there (expected \(out)/runs); run without --table-only first")
+        }
         let table = try AblationTable.build(dir: out)
         try table.save(out)
         try atomicWrite(Data(table.markdown.utf8), to: (out as NSString).appendingPathComponent("ablation.md"))

@@ -15,7 +15,9 @@ struct Cost: ParsableCommand {
             of the dense increase to the ParScale increase (the paper's "22x less memory increase, 6x less \
             latency increase" for 1.6B at P = 8, batch 1, which it estimated analytically).
             --preset paper-1.6b sets the paper's 1.6B shape (hidden 1536, 36 layers, 16/2 heads, \
-            intermediate 8320, vocab 151936, tied, T = 48) and P = 8, k = 0.39; it needs about 12 GiB.             Measured on the CPU backend: the memory figure is the process's resident memory, which does             not see a GPU's own memory.
+            intermediate 8320, vocab 151936, tied, T = 48) and P = 8, k = 0.39; it needs about 12 GiB. \
+            Measured on the CPU backend: the memory figure is the process's resident memory, which does \
+            not see a GPU's own memory.
             """)
 
     enum Preset: String, ExpressibleByArgument { case paper16b = "paper-1.6b" }

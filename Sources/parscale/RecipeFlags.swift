@@ -14,7 +14,7 @@ struct RecipeFlags: ParsableArguments {
     var prefixStd: Double?
     @Option(help: "Aggregation smoothing s: every stream keeps at least s/P of the weight (default \(Recipe.standard.smoothing), as the released models; the official code's default is 0.01).")
     var smoothing: Double?
-    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator (default \(Recipe.standard.parscaleLRScale)).")
+    @Option(name: .customLong("parscale-lr-scale"), help: "Learning-rate multiplier of prefixes and aggregator (default \(Recipe.standard.parscaleLRScale); \(Recipe.recycling.parscaleLRScale) for recycle).")
     var parscaleLRScale: Double?
     @Option(name: .customLong("prefix-reparam"), help: "Train the prefixes through an MLP of this width from one vector per stream, folded into plain prefixes in every checkpoint (0: off; default \(Recipe.standard.prefixReparam)).")
     var prefixReparam: Int?

@@ -313,5 +313,8 @@ final class CLITests: XCTestCase {
         let bad = try parscale(["ablate", "--out", dir, "--recipes", "nonsense"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("unknown recipe 'nonsense'"), bad.err)
+        let empty = try parscale(["ablate", "--out", dir + "-missing", "--table-only"])
+        XCTAssertNotEqual(empty.status, 0)
+        XCTAssertTrue(empty.err.contains("no ablation runs there"), empty.err)
     }
 }
