@@ -69,6 +69,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case ropeScaling = "rope_scaling"
         case useSlidingWindow = "use_sliding_window"
         case hiddenAct = "hidden_act"
+        // transformers 5 writes rope_theta inside rope_parameters, and the attention kind per layer.
+        case ropeParameters = "rope_parameters"
+        case layerTypes = "layer_types"
+    }
+
+    private struct RopeParameters: Decodable {
+        var ropeType: String?
+        var ropeTheta: Double?
+        enum CodingKeys: String, CodingKey {
+            case ropeType = "rope_type"
+            case ropeTheta = "rope_theta"
+        }
     }
 
     public init(from decoder: Decoder) throws {
@@ -82,7 +94,23 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         // Qwen2Config: num_key_value_heads defaults to num_attention_heads.
         numKeyValueHeads =
             try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
-        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
+        let topLevelTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        ropeTheta = topLevelTheta ?? 10000
+        if let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters) {
+            if let type = rope.ropeType, type != "default" {
+                throw ConfigError("rope_parameters.rope_type is '\(type)'; only plain RoPE ('default') is supported")
+            }
+            if let theta = rope.ropeTheta {
+                if let topLevelTheta, topLevelTheta != theta {
+                    throw ConfigError("rope_theta (\(topLevelTheta)) and rope_parameters.rope_theta (\(theta)) disagree")
+                }
+                ropeTheta = theta
+            }
+        }
+        if let kinds = try c.decodeIfPresent([String].self, forKey: .layerTypes),
+            let other = kinds.first(where: { $0 != "full_attention" }) {
+            throw ConfigError("layer_types has '\(other)'; only full attention is supported")
+        }
         rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         initializerRange = try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02

@@ -96,9 +96,11 @@ public enum Generator {
         public var decodeSeconds: Double  // every step after the first token
     }
 
+    /// A sequence ends after `maxNewTokens` or after it emits one of `stopIds` (kept as its last
+    /// token, as transformers' generate does); generation ends when every sequence has ended.
     public static func generate(
         model: ParScaleModel, prompts: [[Int32]], maxNewTokens: Int, sampling: SamplingOptions,
-        onStep: (([Int32]) -> Void)? = nil
+        stopIds: Set<Int32> = [], onStep: (([Int32]) -> Void)? = nil
     ) throws -> Result {
         let B = prompts.count
         let cache = model.makeCache(batch: B, capacity: (prompts.first?.count ?? 0) + maxNewTokens)
@@ -109,6 +111,7 @@ public enum Generator {
         }
         let V = model.config.vocabSize
         var generated = [[Int32]](repeating: [], count: B)
+        var stopped = [Bool](repeating: false, count: B)
         var start = DispatchTime.now().uptimeNanoseconds
         var logits = try model.forward(tokens: prompts, cache: cache, logits: .last)
         let prefill = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -117,8 +120,12 @@ public enum Generator {
             let next = logits.withUnsafeBufferPointer { all in
                 (0..<B).map { b in samplers[b].sample(UnsafeBufferPointer(rebasing: all[b * V..<(b + 1) * V])) }
             }
-            for b in 0..<B { generated[b].append(next[b]) }
+            for b in 0..<B where !stopped[b] {
+                generated[b].append(next[b])
+                stopped[b] = stopIds.contains(next[b])
+            }
             onStep?(next)
+            if stopped.allSatisfy({ $0 }) { break }
             if step + 1 < maxNewTokens {
                 logits = try model.forward(tokens: next.map { [$0] }, cache: cache, logits: .last)
             }

@@ -30,7 +30,7 @@ public enum Recycler {
     /// The P-stream model: the source's backbone, new prefixes (see `PrefixInit`), and an
     /// aggregation head whose last layer is zero, so the streams are first averaged uniformly.
     public static func recycle(
-        source: ParScaleModel, options o: RecycleOptions, data: DataSpec, corpus: TextCorpus?
+        source: ParScaleModel, options o: RecycleOptions, data: DataSpec, corpus: TokenCorpus?
     ) throws -> ParScaleModel {
         guard source.config.streams == 1 else {
             throw TrainingError("--from must be a P = 1 model; this one has P = \(source.config.streams)")
@@ -65,7 +65,7 @@ public enum Recycler {
     /// prefix_k/v[r] of every layer = the source's cached keys/values for span r of the training text.
     static func prefixesFromData(
         source: ParScaleModel, config: ModelConfig, layout: ParameterLayout, into host: inout [Float],
-        data: DataSpec, corpus: TextCorpus?, seed: UInt64
+        data: DataSpec, corpus: TokenCorpus?, seed: UInt64
     ) throws {
         let P = config.streams, T = config.parscaleNTokens
         let stream = try TokenStream(source: data.source, corpus: corpus, split: .train, seed: seed &+ 0x5EED)

@@ -6,13 +6,18 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text or tokens with a KV cache (all P streams decoded as one batch).",
         discussion: """
-            Text prompts are byte-level (ids 0-255 are UTF-8 bytes); use --prompt-tokens for any other \
-            vocabulary. Greedy by default; --temperature > 0 samples, optionally cut by --top-k and --top-p, \
-            reproducibly for a given --seed. Text streams to standard output; the speed goes to standard error.
+            Text goes through the model folder's tokenizer.json (or --tokenizer FILE); a model without one \
+            reads bytes (ids 0-255 are UTF-8 bytes) when its vocabulary has 256 ids, and otherwise takes \
+            --prompt-tokens only. Generation stops at the tokenizer's end-of-text tokens and the eos_token_id \
+            of generation_config.json, or after --max-new-tokens. Greedy by default; --temperature > 0 \
+            samples, optionally cut by --top-k and --top-p, reproducibly for a given --seed. Text streams to \
+            standard output (a token that ends inside a UTF-8 character waits for the rest); the speed goes \
+            to standard error.
             """)
 
     @OptionGroup var options: ModelOptions
-    @Option(help: "Prompt text (byte-level tokens).") var prompt: String?
+    @Option(help: "Prompt text (encoded with the model's tokenizer, or as bytes for a byte-level model).") var prompt: String?
+    @Option(help: "tokenizer.json to use instead of the model folder's.") var tokenizer: String?
     @Option(name: .customLong("prompt-tokens"), help: "Prompt as comma-separated token ids.") var promptTokens: String?
     @Option(name: .customLong("max-new-tokens"), help: "Number of tokens to generate.") var maxNewTokens: Int = 64
     @Flag(help: "Always take the most likely token (the default unless --temperature is given).") var greedy = false
@@ -20,7 +25,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens (0: all).") var topK: Int = 0
     @Option(name: .customLong("top-p"), help: "Sample among the smallest set of tokens whose probability reaches p.") var topP: Float = 1
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
-    @Flag(help: "Print one line {\"tokens\": [...], \"text\": \"...\"} instead of streaming.") var json = false
+    @Flag(help: "Print one line {\"tokens\": [...], \"text\": \"...\", \"prompt_tokens\": [...], \"stop\": \"eos\"|\"length\"} instead of streaming (text: null without a tokenizer).") var json = false
 
     func validate() throws {
         if (prompt == nil) == (promptTokens == nil) {
@@ -38,49 +43,52 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let model = try options.load()
+        // Text in and out goes through the model's tokenizer (or bytes for a 256-id byte-level model).
+        // With --prompt-tokens, a model whose ids are neither bytes nor a tokenizer's prints ids only.
+        let hasText = prompt != nil || tokenizer != nil || model.config.vocabSize == 256 || Tokenizer.exists(inModel: options.model)
+        let encoding = hasText ? try TextEncoding.forModel(directory: options.model, config: model.config, tokenizerFile: tokenizer) : nil
         let ids: [Int32]
         if let promptTokens {
             ids = try parseTokenList(promptTokens, flag: "--prompt-tokens")
-        } else {
-            guard model.config.vocabSize >= 256 else {
-                throw ValidationError(
-                    "--prompt needs a byte-level vocabulary (>= 256 ids); this model has \(model.config.vocabSize): use --prompt-tokens")
+            if let bad = ids.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
+                throw ValidationError("--prompt-tokens: id \(bad) is outside the vocabulary (0..<\(model.config.vocabSize))")
             }
-            ids = ByteTokenizer.encode(prompt!)
+        } else {
+            ids = try encoding!.encode(prompt!)
             if ids.isEmpty { throw ValidationError("--prompt is empty") }
         }
+        let stopIds = try encoding?.stopIds(modelDirectory: options.model) ?? []
         let sampling = SamplingOptions(temperature: temperature ?? 0, topK: topK, topP: topP, seed: seed)
-        let byteLevel = promptTokens == nil
-        var pending: [UInt8] = []
+        var stream = TextStreamDecoder()
         let result = try Generator.generate(
-            model: model, prompts: [ids], maxNewTokens: maxNewTokens, sampling: sampling
+            model: model, prompts: [ids], maxNewTokens: maxNewTokens, sampling: sampling, stopIds: stopIds
         ) { step in
             guard !json else { return }
-            if byteLevel, (0..<256).contains(step[0]) {
-                // Print whole UTF-8 characters only.
-                pending.append(UInt8(step[0]))
-                if let text = String(validating: pending, as: UTF8.self) {
-                    FileHandle.standardOutput.write(Data(text.utf8))
-                    pending.removeAll()
-                } else if pending.count >= 4 {
-                    FileHandle.standardOutput.write(Data(String(decoding: pending, as: UTF8.self).utf8))
-                    pending.removeAll()
-                }
+            if stopIds.contains(step[0]) { return }
+            if let encoding, let bytes = try? encoding.decode([step[0]]) {
+                FileHandle.standardOutput.write(Data(stream.push(bytes).utf8))
             } else {
                 FileHandle.standardOutput.write(Data("\(step[0]) ".utf8))
             }
         }
         let tokens = result.tokens[0]
+        let stopped = tokens.last.map(stopIds.contains) ?? false
         if json {
-            printJSON(["tokens": tokens.map(Int.init), "text": ByteTokenizer.decode(tokens)])
+            let shown = stopped ? Array(tokens.dropLast()) : tokens
+            var object: [String: Any] = [
+                "tokens": tokens.map(Int.init), "prompt_tokens": ids.map(Int.init),
+                "stop": stopped ? "eos" : "length",
+            ]
+            object["text"] = try encoding.map { try $0.decodeText(shown) } ?? NSNull()
+            printJSON(object)
             return
         }
-        if !pending.isEmpty { FileHandle.standardOutput.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
+        FileHandle.standardOutput.write(Data(stream.finish().utf8))
         print("")
         let decodeRate = tokens.count > 1 ? Double(tokens.count - 1) / result.decodeSeconds : 0
         standardError(String(
-            format: "[%d prompt tokens in %.3f s (%.0f tok/s); %d new tokens, decode %.1f tok/s, P = %d]",
+            format: "[%d prompt tokens in %.3f s (%.0f tok/s); %d new tokens%@, decode %.1f tok/s, P = %d]",
             ids.count, result.prefillSeconds, Double(ids.count) / result.prefillSeconds, tokens.count,
-            decodeRate, model.config.streams))
+            stopped ? " (stopped at end of text)" : "", decodeRate, model.config.streams))
     }
 }

@@ -12,7 +12,7 @@ struct ParScaleCommand: ParsableCommand {
             Checkpoints are folders in the official Hugging Face layout (config.json + model.safetensors), \
             interchangeable with the official Qwen2ParScaleForCausalLM code. See README.md.
             """,
-        subcommands: [Info.self, Logits.self, Generate.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, Devices.self, Bench.self])
+        subcommands: [Info.self, Logits.self, Generate.self, Tokenize.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, Devices.self, Bench.self])
 }
 
 /// `--model DIR`, shared by every command that reads a checkpoint.

@@ -301,8 +301,8 @@ final class DataTests: XCTestCase {
     func testTextStreamDrawsSeededResumableWindowsOfTheTrainingText() throws {
         let dir = try temporaryFolder(), file = dir + "/book.txt"
         try write(prose(20_000, tag: 1), file)
-        let corpus = try TextCorpus(path: file, minimumBytes: 256)
-        let train = corpus.train.map { Int32($0) }
+        let text = try TextCorpus(path: file, minimumBytes: 256), corpus = TokenCorpus(bytes: text)
+        let train = text.train.map { Int32($0) }
         let (B, S) = (3, 40)
         let stream = try TokenStream(source: .text(path: file), corpus: corpus, split: .train, seed: 11)
         var starts = Set<Int>()
@@ -336,7 +336,7 @@ final class DataTests: XCTestCase {
         XCTAssertThrowsError(try TokenStream(source: .text(path: dir + "/missing.txt"), corpus: nil, split: .train, seed: 0))
         // Without a corpus the stream loads the path itself (with the default minimum).
         let loaded = try TokenStream(source: .text(path: file), corpus: nil, split: .train, seed: 11)
-        let shared = try TokenStream(source: .text(path: file), corpus: try TextCorpus(path: file), split: .train, seed: 11)
+        let shared = try TokenStream(source: .text(path: file), corpus: TokenCorpus(bytes: try TextCorpus(path: file)), split: .train, seed: 11)
         XCTAssertEqual(loaded.nextBatch(batch: B, sequence: S).inputs, shared.nextBatch(batch: B, sequence: S).inputs)
     }
 
@@ -474,8 +474,8 @@ final class DataTests: XCTestCase {
         // Text: evenly spaced windows over the validation bytes, from its start to its end.
         let dir = try temporaryFolder(), file = dir + "/t.txt"
         try write(prose(40_000, tag: 3), file)
-        let corpus = try TextCorpus(path: file)
-        let v = corpus.validation.map { Int32($0) }
+        let text = try TextCorpus(path: file), corpus = TokenCorpus(bytes: text)
+        let v = text.validation.map { Int32($0) }
         let t = try validationWindows(source: .text(path: file), corpus: corpus, count: 5, sequence: S)
         XCTAssertEqual(t, try validationWindows(source: .text(path: file), corpus: nil, count: 5, sequence: S))
         XCTAssertEqual(t.first, Array(v.prefix(S + 1)))

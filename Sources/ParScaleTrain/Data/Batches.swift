@@ -39,19 +39,19 @@ public final class TokenStream {
     private var line: [UInt8] = []
     private var cursor: UInt64 = 0
     private var offset = 0
-    // Text: the bytes of the split.
-    private let text: [UInt8]
+    // Text: the token ids of the split.
+    private let text: TokenIds
 
-    /// `corpus` only for .text sources (load it once outside and share it; when nil it is loaded
-    /// from the source's path). For synthetic sources the examples depend on the source's seed
+    /// `corpus` only for .text sources (load it once outside and share it; when nil the path is
+    /// read as byte-level text). For synthetic sources the examples depend on the source's seed
     /// only; `seed` drives the random windows of text sources.
-    public init(source: DataSource, corpus: TextCorpus?, split: DataSplit, seed: UInt64, position: StreamPosition? = nil) throws {
+    public init(source: DataSource, corpus: TokenCorpus?, split: DataSplit, seed: UInt64, position: StreamPosition? = nil) throws {
         self.source = source
         self.split = split
         self.seed = seed
         switch source {
         case .synthetic(let s):
-            text = []
+            text = TokenIds([])
             syntheticSeed = s
             line.reserveCapacity(128)
             let start = position ?? StreamPosition()
@@ -62,9 +62,9 @@ public final class TokenStream {
             }
             offset = start.offset
         case .text(let path):
-            let c = try corpus ?? TextCorpus(path: path)
+            let c = try corpus ?? TokenCorpus(bytes: TextCorpus(path: path))
             text = split == .train ? c.train : c.validation
-            guard !text.isEmpty else { throw DataError("\(path): the \(split.rawValue) split is empty") }
+            guard text.count > 0 else { throw DataError("\(path): the \(split.rawValue) split is empty") }
             let start = position ?? StreamPosition()
             guard start.offset == 0 else { throw DataError("stream position \(start) does not fit a text corpus (offset must be 0)") }
             cursor = start.cursor
@@ -119,13 +119,12 @@ public final class TokenStream {
             var g = SeededGenerator(seed: mixSeed(seed, cursor))
             cursor &+= 1
             let start = n >= length ? Int(g.next() % UInt64(n - length + 1)) : Int(g.next() % UInt64(n))
-            text.withUnsafeBufferPointer { src in
-                row.withUnsafeMutableBufferPointer { out in
-                    if start + length <= n {
-                        for k in 0..<length { out[k] = Int32(src[start + k]) }
-                    } else {  // only when the text is shorter than a window: wrap around
-                        for k in 0..<length { out[k] = Int32(src[(start + k) % n]) }
-                    }
+            let src = text.base
+            row.withUnsafeMutableBufferPointer { out in
+                if start + length <= n {
+                    for k in 0..<length { out[k] = src[start + k] }
+                } else {  // only when the text is shorter than a window: wrap around
+                    for k in 0..<length { out[k] = src[(start + k) % n] }
                 }
             }
         }
@@ -141,8 +140,8 @@ public final class TokenStream {
 /// A FIXED validation set: `count` windows of `sequence + 1` tokens from the validation split, the
 /// same on every call with the same arguments. Synthetic: the first windows of the validation
 /// stream (consecutive, each starting at the last token of the one before). Text: evenly spaced
-/// windows over the validation bytes (an error if they are shorter than one window).
-public func validationWindows(source: DataSource, corpus: TextCorpus?, count: Int, sequence: Int) throws -> [[Int32]] {
+/// windows over the validation tokens (an error if they are shorter than one window).
+public func validationWindows(source: DataSource, corpus: TokenCorpus?, count: Int, sequence: Int) throws -> [[Int32]] {
     guard count >= 0, sequence > 0 else {
         throw DataError("validation windows: count must be >= 0 and sequence > 0 (got \(count), \(sequence))")
     }
@@ -156,17 +155,17 @@ public func validationWindows(source: DataSource, corpus: TextCorpus?, count: In
             return row
         }
     case .text(let path):
-        let c = try corpus ?? TextCorpus(path: path)
+        let c = try corpus ?? TokenCorpus(bytes: TextCorpus(path: path))
         let v = c.validation
         guard v.count >= length else {
             throw DataError(
-                "\(path): the validation text has \(v.count) bytes, shorter than one window of \(length) "
+                "\(path): the validation text has \(v.count) tokens, shorter than one window of \(length) "
                     + "(use a shorter sequence or more text)")
         }
         let span = v.count - length
         return (0..<count).map { i in
             let start = count > 1 ? i * span / (count - 1) : 0
-            return v[start..<(start + length)].map { Int32($0) }
+            return v.slice(start, length)
         }
     }
 }

@@ -23,8 +23,9 @@ public enum FNV1a {
     public static let offsetBasis: UInt64 = 0xCBF2_9CE4_8422_2325
     public static let prime: UInt64 = 0x0000_0100_0000_01B3
 
-    public static func hash<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 {
-        var h = offsetBasis
+    /// `seed` continues a hash: hash(b, seed: hash(a)) == hash(a + b).
+    public static func hash<S: Sequence>(_ bytes: S, seed: UInt64 = offsetBasis) -> UInt64 where S.Element == UInt8 {
+        var h = seed
         for b in bytes { h = (h ^ UInt64(b)) &* prime }
         return h
     }

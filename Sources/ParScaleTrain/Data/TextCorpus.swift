@@ -200,13 +200,13 @@ public struct TextCorpus: Sendable {
         }
     }
 
-    /// The file's bytes if it is at most 16 MB of valid UTF-8 without NUL bytes.
-    static func readText(_ path: String) -> [UInt8]? {
+    /// The file's bytes if it is at most `maximumBytes` (16 MB) of valid UTF-8 without NUL bytes.
+    static func readText(_ path: String, maximumBytes: Int = maximumFileBytes) -> [UInt8]? {
         let fm = FileManager.default
-        if let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maximumFileBytes {
+        if let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maximumBytes {
             return nil
         }
-        guard let data = fm.contents(atPath: path), data.count <= maximumFileBytes else { return nil }
+        guard let data = fm.contents(atPath: path), data.count <= maximumBytes else { return nil }
         let bytes = [UInt8](data)
         guard !bytes.contains(0), isValidUTF8(bytes) else { return nil }
         return bytes
