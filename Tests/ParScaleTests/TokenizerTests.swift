@@ -89,8 +89,11 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testSmallCasesMatchHuggingFace() throws {
-        for name in Self.trained + ["qwen"] {
+        for name in Self.trained + ["qwen", "bpe1000-gpt2-regex"] {
             let tok = try Self.tokenizer(name)
+            if name == "bpe1000-gpt2-regex" {
+                guard case .regex(_, let source) = tok.preTokenizer, source == Patterns.gpt2 else { return XCTFail("\(name): not GPT-2's regex") }
+            }
             let p = Self.fixtures.appendingPathComponent("\(name)/cases.json").path
             guard let d = FileManager.default.contents(atPath: p),
                   let cases = try JSONSerialization.jsonObject(with: d) as? [[String: Any]], cases.count > 40 else {
