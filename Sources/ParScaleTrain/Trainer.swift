@@ -30,6 +30,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var freezeBackbone = false
     /// Hidden width of the prefix reparameterisation MLP (`PrefixReparam`); 0: plain prefixes.
     public var prefixReparam = 0
+    /// How checkpoints store the model (`checkpoint/model.safetensors` or its shards): F32, BF16 or
+    /// F16. Training state stays F32 (`Trainer.masterFileName` holds the exact weights otherwise).
+    public var checkpointDType = SafeTensorsDType.F32
+    /// Shard the checkpoint's weights past this many bytes (`Checkpoint.save`).
+    public var maxShardBytes = Checkpoint.defaultMaxShardBytes
     public init() {}
 
     public init(from decoder: Decoder) throws {
@@ -47,6 +52,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         optimizer = try c.decode(OptimizerOptions.self, forKey: .optimizer)
         freezeBackbone = try c.decodeIfPresent(Bool.self, forKey: .freezeBackbone) ?? false
         prefixReparam = try c.decodeIfPresent(Int.self, forKey: .prefixReparam) ?? 0  // runs from before it existed
+        checkpointDType = try c.decodeIfPresent(SafeTensorsDType.self, forKey: .checkpointDType) ?? .F32
+        maxShardBytes = try c.decodeIfPresent(Int.self, forKey: .maxShardBytes) ?? Checkpoint.defaultMaxShardBytes
     }
     public var tokensPerStep: Int { batch * sequence * accumulate }
 }
@@ -131,7 +138,9 @@ public enum Evaluator {
 }
 
 /// Pretraining (and, later, post-training) loop over a run folder:
-///   DIR/checkpoint/   config.json + model.safetensors (official layout), optimizer.safetensors,
+///   DIR/checkpoint/   config.json + model.safetensors or its shards (official layout, in the
+///                     options' dtype), the source's tokenizer files, optimizer.safetensors,
+///                     master.safetensors (the exact F32 weights, when the model file is BF16/F16),
 ///                     trainer_state.json; replaced as a whole (written beside, then renamed)
 ///   DIR/metrics.jsonl one JSON object per logged step and per evaluation
 public final class Trainer {
@@ -146,12 +155,17 @@ public final class Trainer {
     let validation: TrainingOptions
     /// The prefix reparameterisation, when the recipe has one.
     let reparam: PrefixReparam?
+    /// The folder whose tokenizer and other companion files every checkpoint copies
+    /// (`Checkpoint.companionFiles`): the source model, or on resume the checkpoint itself.
+    let companionSource: String?
+    /// The exact F32 weights, kept beside a BF16/F16 model file so that --resume is exact.
+    public static let masterFileName = "master.safetensors"
 
     public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
     public static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
     var metricsPath: String { (runDirectory as NSString).appendingPathComponent("metrics.jsonl") }
 
-    init(runDirectory: String, model: ParScaleModel, state: TrainerState) throws {
+    init(runDirectory: String, model: ParScaleModel, state: TrainerState, companionSource: String? = nil) throws {
         let o = state.options
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
             throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
@@ -163,6 +177,7 @@ public final class Trainer {
         self.runDirectory = runDirectory
         self.model = model
         self.state = state
+        self.companionSource = companionSource
         validation = o
         corpus = o.data.kind == "text" ? try TextCorpus(path: o.data.path ?? "") : nil
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
@@ -173,14 +188,17 @@ public final class Trainer {
 
     /// A new run in `runDirectory` (which must not hold one already).
     public static func start(
-        runDirectory: String, model: ParScaleModel, options: TrainingOptions, recipe: [String: String] = [:]
+        runDirectory: String, model: ParScaleModel, options: TrainingOptions, recipe: [String: String] = [:],
+        companionSource: String? = nil
     ) throws -> Trainer {
         if FileManager.default.fileExists(atPath: checkpointDirectory(runDirectory)) {
             throw TrainingError("\(runDirectory) already holds a run: pass --resume to continue it, or choose another --out")
         }
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
-        return try Trainer(runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe))
+        return try Trainer(
+            runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe),
+            companionSource: companionSource)
     }
 
     /// Continues the run saved in `runDirectory` exactly where its last checkpoint left it.
@@ -195,8 +213,11 @@ public final class Trainer {
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw TrainingError("\(statePath): unreadable trainer state (\(error))")
         }
-        let model = try Checkpoint.load(dir, backend: backend)
-        let trainer = try Trainer(runDirectory: runDirectory, model: model, state: state)
+        // A BF16/F16 model file is rounded: the exact weights are in the master file.
+        let master = (dir as NSString).appendingPathComponent(masterFileName)
+        let model = FileManager.default.fileExists(atPath: master)
+            ? try loadMaster(master, checkpoint: dir, backend: backend) : try Checkpoint.load(dir, backend: backend)
+        let trainer = try Trainer(runDirectory: runDirectory, model: model, state: state, companionSource: dir)
         let optimizerPath = (dir as NSString).appendingPathComponent("optimizer.safetensors")
         let file = try SafeTensorsFile(contentsOf: optimizerPath)
         guard file.metadata["step"] == String(state.step) else {
@@ -213,6 +234,19 @@ public final class Trainer {
         }
         trainer.truncateMetrics(after: state.step)
         return trainer
+    }
+
+    /// The model of the checkpoint's config with the master file's F32 weights.
+    static func loadMaster(_ path: String, checkpoint dir: String, backend: Backend) throws -> ParScaleModel {
+        let config = try Checkpoint.loadConfig(dir)
+        let layout = ParameterLayout(config)
+        var host = [Float](repeating: 0, count: layout.totalCount)
+        try host.withUnsafeMutableBufferPointer {
+            try Checkpoint.readParameters(CheckpointWeights(file: path), layout: layout, into: $0)
+        }
+        let parameters = backend.allocate(layout.totalCount)
+        host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
+        return ParScaleModel(config: config, backend: backend, parameters: parameters)
     }
 
     /// A save killed between its two renames leaves only checkpoint.previous: put it back.
@@ -312,7 +346,12 @@ public final class Trainer {
         let dir = checkpointDirectory, partial = dir + ".partial", previous = dir + ".previous"
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
-        try Checkpoint.save(model, to: partial)
+        let o = state.options
+        try Checkpoint.save(model, to: partial, dtype: o.checkpointDType, maxShardBytes: o.maxShardBytes)
+        if o.checkpointDType != .F32 {
+            try Checkpoint.saveWeightsFile(model, to: (partial as NSString).appendingPathComponent(Self.masterFileName))
+        }
+        if let companionSource { try Checkpoint.copyCompanionFiles(from: companionSource, to: partial) }
         try reparam?.save(to: (partial as NSString).appendingPathComponent(PrefixReparam.fileName), step: state.step)
         var m = [Float](repeating: 0, count: model.parameters.count), v = m
         m.withUnsafeMutableBufferPointer { model.backend.download(optimizer.m, into: $0) }

@@ -21,7 +21,8 @@ struct Info: ParsableCommand {
         let counts = layout.counts
         let kvPerToken = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.headDim * 4
         let prefixBytes = config.streams * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.prefixTokens * config.headDim * 4
-        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: Checkpoint.weightsPath(Checkpoint.resolve(options.model)))[.size] as? Int) ?? 0
+        // All shards of a sharded checkpoint.
+        let fileBytes = (try? CheckpointWeights(directory: Checkpoint.resolve(options.model)))?.fileBytes ?? 0
         if json {
             printJSON([
                 "model": options.model, "config": try JSONSerialization.jsonObject(with: config.jsonData()),

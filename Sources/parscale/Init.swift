@@ -33,6 +33,8 @@ struct Init: ParsableCommand {
             ParScale: the recipe's initialisation (see `pretrain --help`): prefixes normal(0, --prefix-std), \
             distinct per stream so the streams can differ; aggregator first layer normal(0, 0.02), last layer \
             zero, so the first mixing weights are uniform.
+            Weights are stored as --dtype (f32 by default) in one model.safetensors, or in shards with \
+            model.safetensors.index.json past --max-shard-size (5GB by default), as transformers saves them.
             """)
 
     @Option(help: "Output checkpoint folder.") var out: String
@@ -40,6 +42,7 @@ struct Init: ParsableCommand {
     @Option(name: .customLong("P"), help: "Number of parallel streams P.") var streams: Int = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @OptionGroup var recipe: RecipeFlags
+    @OptionGroup var write: ModelWriteFlags
     @Flag(help: "Overwrite an existing checkpoint in --out.") var force = false
 
     func run() throws {
@@ -53,7 +56,10 @@ struct Init: ParsableCommand {
         params.withUnsafeMutableBufferPointer {
             Initializer.initialize(layout, into: $0, options: recipe.initOptions(seed: seed))
         }
-        try params.withUnsafeBufferPointer { try Checkpoint.save(config: config, parameters: $0, to: out) }
+        try params.withUnsafeBufferPointer {
+            try Checkpoint.save(
+                config: config, parameters: $0, to: out, dtype: write.dtype.safetensors, maxShardBytes: write.maxShardBytes())
+        }
         let counts = layout.counts
         print("wrote \(out): P = \(streams), \(counts.total) parameters (\(counts.nonEmbedding) non-embedding, \(counts.parscaleOnly) ParScale-only)")
     }

@@ -26,7 +26,11 @@ struct Pretrain: ParsableCommand {
             of UTF-8 text (byte level; split into train and validation deterministically).
             The run folder holds checkpoint/ (official layout + optimizer and trainer state, replaced \
             atomically) and metrics.jsonl; `--model DIR` of other commands accepts the run folder. \
-            --resume continues a stopped run exactly (bit for bit at the same thread count).
+            --resume continues a stopped run exactly (bit for bit at the same thread count). \
+            Checkpoints store the model as --dtype, sharded past --max-shard-size (both kept on --resume); \
+            with bf16 or f16 the exact f32 weights go beside it to checkpoint/master.safetensors for \
+            --resume. With --from, the source's tokenizer files (tokenizer.json, generation_config.json, \
+            ...) are copied into every checkpoint.
             Optimizer: AdamW (betas 0.9/0.95), linear warm-up then cosine decay to 10%, gradient clipping; \
             weight decay on weight matrices only (not norms, biases or prefixes).
             Recipe (how the ParScale parts start and learn; `--recipe` and the flags below, recorded in \
@@ -50,6 +54,7 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Untie the output head from the embedding (tied by default).") var untied = false
     @OptionGroup var recipe: RecipeFlags
     @OptionGroup var training: TrainingFlags
+    @OptionGroup var write: ModelWriteFlags
 
     func validate() throws {
         if streams < 1 { throw ValidationError("--P must be at least 1, got \(streams)") }
@@ -73,13 +78,15 @@ struct Pretrain: ParsableCommand {
                 defaultSequence: preset.sequence, defaultBatch: preset.batch,
                 defaultLearningRate: from == nil ? 3e-3 : TrainingFlags.continuedLearningRate)
             recipe.apply(to: &options)
+            try write.apply(to: &options)
             if streams == 1 { options.prefixReparam = 0 }  // no prefixes to reparameterise
             let backend = try training.backend.make(for: try from.map { try Checkpoint.loadConfig($0) } ?? config)
             let model = try from.map { try Checkpoint.load($0, backend: backend) }
                 ?? ParScaleModel.initialized(config, backend: backend, options: recipe.initOptions(seed: training.seed))
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
-                recipe: recipe.metadata.merging(["prefix_init": "normal", "initialised_from": from ?? "random"]) { $1 })
+                recipe: recipe.metadata.merging(["prefix_init": "normal", "initialised_from": from ?? "random"]) { $1 },
+                companionSource: from)
             let counts = model.layout.counts, c = model.config
             standardError(
                 "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "

@@ -17,7 +17,8 @@ struct Recycle: ParsableCommand {
             Defaults for recycling (measured, Tools/bench/RESULTS.md): peak learning rate 3e-4 (about where \
             pretraining ended) and 10x that on the prefixes and aggregator (--parscale-lr-scale). The validation loss of the source and \
             of the recycled model at step 0 are printed and recorded. Progress, checkpoints, metrics and \
-            --resume work as in `pretrain`.
+            --resume work as in `pretrain`, --dtype and --max-shard-size included; every checkpoint carries \
+            the source's tokenizer files (tokenizer.json, generation_config.json, ...).
             """)
 
     @Option(help: "Source checkpoint (P = 1).") var from: String?
@@ -29,6 +30,7 @@ struct Recycle: ParsableCommand {
     @Flag(name: .customLong("freeze-backbone"), help: "Train only the prefixes and the aggregation head.") var freezeBackbone = false
     @OptionGroup var recipe: RecipeFlags
     @OptionGroup var training: TrainingFlags
+    @OptionGroup var write: ModelWriteFlags
 
     func validate() throws {
         if !resume && from == nil { throw ValidationError("give --from DIR (a P = 1 checkpoint) or --resume") }
@@ -45,6 +47,7 @@ struct Recycle: ParsableCommand {
             var options = try training.options(
                 defaultSequence: 128, defaultBatch: 8, defaultLearningRate: TrainingFlags.continuedLearningRate)
             recipe.apply(to: &options)
+            try write.apply(to: &options)
             options.freezeBackbone = freezeBackbone
             let corpus = try training.corpus.corpus(data: training.data)
             var recycleOptions = RecycleOptions(streams: streams)
@@ -73,7 +76,8 @@ struct Recycle: ParsableCommand {
                     "recycled_from": from!, "prefix_init": prefixInit.rawValue,
                     "freeze_backbone": String(freezeBackbone), "source_val_loss": String(sourceLoss),
                     "step0_val_loss": String(startLoss), "backbone_hash": Adapter.backboneHash(source),
-                ]) { $1 })
+                ]) { $1 },
+                companionSource: from!)
         }
         try training.runToEnd(trainer)
         if trainer.state.options.freezeBackbone {
@@ -92,10 +96,15 @@ extension PrefixInit: ExpressibleByArgument {}
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a backbone plus an adapter as one official-layout checkpoint.")
+        abstract: "Write a backbone plus an adapter as one official-layout checkpoint.",
+        discussion: """
+            The weights are stored as --dtype, sharded past --max-shard-size; the backbone's tokenizer \
+            files (tokenizer.json, generation_config.json, ...) are copied beside them.
+            """)
 
     @OptionGroup var options: ModelOptions
     @Option(help: "Output checkpoint folder.") var out: String
+    @OptionGroup var write: ModelWriteFlags
 
     func validate() throws {
         if options.adapter == nil { throw ValidationError("give --adapter FILE to merge into --model") }
@@ -103,7 +112,8 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         let model = try options.load()
-        try Checkpoint.save(model, to: out)
+        try write.save(model, to: out)
+        try Checkpoint.copyCompanionFiles(from: options.model, to: out)
         print("wrote \(out): P = \(model.config.streams), official layout")
     }
 }

@@ -317,4 +317,153 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(empty.status, 0)
         XCTAssertTrue(empty.err.contains("no ablation runs there"), empty.err)
     }
+
+    // MARK: - Sharded and BF16/F16 model folders
+
+    func files(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// `init --dtype bf16 --max-shard-size 100KB` writes transformers-style shards that `info` and
+    /// `logits` read; a bad size or dtype is a usage error naming the flag.
+    func testInitWritesBF16ShardsThatInfoAndLogitsRead() throws {
+        let dir = temporary().appendingPathComponent("sharded").path
+        let shape = ["--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--intermediate", "176", "--P", "2"]
+        let run = try parscale(["init", "--out", dir] + shape + ["--dtype", "bf16", "--max-shard-size", "100KB"])
+        XCTAssertEqual(run.status, 0, run.err)
+        let shards = files(dir).filter { $0.hasPrefix("model-") }
+        XCTAssertGreaterThanOrEqual(shards.count, 3, "\(files(dir))")
+        XCTAssertEqual(files(dir), (["config.json", "model.safetensors.index.json"] + shards).sorted())
+        let index = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/model.safetensors.index.json"))) as? [String: Any])
+        let map = try XCTUnwrap(index["weight_map"] as? [String: String])
+        XCTAssertEqual(Set(map.values), Set(shards))
+        var shardBytes = 0
+        for shard in shards {
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + shard))
+            XCTAssertLessThanOrEqual(data.count, 101_000, shard)
+            XCTAssertTrue(String(decoding: data.prefix(2000), as: UTF8.self).contains("\"BF16\""), shard)
+            shardBytes += data.count
+        }
+        let info = try parscale(["info", "--model", dir, "--json"])
+        XCTAssertEqual(info.status, 0, info.err)
+        let object = try json(info.out)
+        XCTAssertEqual(object["file_bytes"] as? Int, shardBytes)
+        let parameters = try XCTUnwrap(object["parameters"] as? Int)
+        XCTAssertEqual((index["metadata"] as? [String: Any])?["total_size"] as? Int, 2 * parameters)
+        let out = temporary().appendingPathComponent("logits.safetensors").path
+        let logits = try parscale(["logits", "--model", dir, "--tokens", "1,2,3", "--out", out])
+        XCTAssertEqual(logits.status, 0, logits.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        // The same folder rewritten as one f16 file: the shards and the index go.
+        let single = try parscale(["init", "--out", dir, "--force", "--dtype", "f16"] + shape)
+        XCTAssertEqual(single.status, 0, single.err)
+        XCTAssertEqual(files(dir), ["config.json", "model.safetensors"])
+        XCTAssertEqual(try parscale(["info", "--model", dir]).status, 0)
+        for (flags, phrase) in [(["--max-shard-size", "5XB"], "--max-shard-size"), (["--max-shard-size", "0"], "--max-shard-size"),
+                                (["--max-shard-size", "1.5GB"], "2GiB"), (["--dtype", "f8"], "--dtype")] {
+            let bad = try parscale(["init", "--out", temporary().path + "/bad"] + shape + flags)
+            XCTAssertNotEqual(bad.status, 0, "\(flags)")
+            XCTAssertTrue(bad.err.contains(phrase), "\(flags): \(bad.err)")
+            XCTAssertFalse(bad.err.contains("Fatal error"), bad.err)
+        }
+    }
+
+    /// A byte-level BPE tokenizer.json (GPT-2's byte-to-character map, id = byte, no merges), in
+    /// the Hugging Face format: any text reads as its bytes, as a vocabulary-256 model expects.
+    func byteLevelTokenizerJSON() throws -> Data {
+        var bytes = Array(33...126) + Array(161...172) + Array(174...255)
+        var chars = bytes
+        for b in 0..<256 where !bytes.contains(b) {
+            bytes.append(b)
+            chars.append(256 + chars.count - 188)
+        }
+        var vocab: [String: Int] = [:]
+        for (b, c) in zip(bytes, chars) { vocab[String(UnicodeScalar(UInt32(c))!)] = b }
+        let tokenizer: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": [], "normalizer": NSNull(),
+            "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            "post_processor": NSNull(),
+            "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": [],
+            ] as [String: Any],
+        ]
+        return try JSONSerialization.data(withJSONObject: tokenizer, options: [.sortedKeys])
+    }
+
+    /// recycle and merge write complete model folders: the source's tokenizer.json and
+    /// generation_config.json travel with bf16 / f16 weights.
+    func testRecycleAndMergeCarryTheTokenizerWithBF16Weights() throws {
+        let source = temporary().appendingPathComponent("base").path
+        let made = try parscale(["init", "--out", source, "--hidden", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+                                 "--intermediate", "64", "--P", "1"])
+        XCTAssertEqual(made.status, 0, made.err)
+        let tokenizer = try byteLevelTokenizerJSON(), generation = Data(#"{"do_sample": true, "temperature": 0.7}"#.utf8)
+        try tokenizer.write(to: URL(fileURLWithPath: source + "/tokenizer.json"))
+        try generation.write(to: URL(fileURLWithPath: source + "/generation_config.json"))
+        let text = temporary().appendingPathComponent("text.txt")
+        try Data(String(repeating: "let x = 1 + 2 // three\nprint(x)\n", count: 300).utf8).write(to: text)
+        let run = temporary().appendingPathComponent("recycled").path
+        let recycle = try parscale(["recycle", "--from", source, "--P", "2", "--out", run, "--prefix-tokens", "4",
+                                    "--freeze-backbone", "--steps", "2", "--seq", "16", "--batch", "2", "--eval-windows", "2",
+                                    "--task-examples", "0", "--data", text.path, "--dtype", "bf16", "--max-shard-size", "20KB"])
+        XCTAssertEqual(recycle.status, 0, recycle.err)
+        let checkpoint = run + "/checkpoint"
+        XCTAssertEqual(FileManager.default.contents(atPath: checkpoint + "/tokenizer.json"), tokenizer)
+        XCTAssertEqual(FileManager.default.contents(atPath: checkpoint + "/generation_config.json"), generation)
+        XCTAssertTrue(files(checkpoint).contains("model.safetensors.index.json"), "\(files(checkpoint))")
+        XCTAssertTrue(files(checkpoint).contains("master.safetensors"), "\(files(checkpoint))")
+        XCTAssertFalse(files(checkpoint).contains("model.safetensors"), "\(files(checkpoint))")
+        let state = try String(contentsOfFile: checkpoint + "/trainer_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"checkpointDType\" : \"BF16\""), state)
+        XCTAssertTrue(state.contains("\"maxShardBytes\" : 20000"), state)
+        XCTAssertEqual(try parscale(["info", "--model", run]).status, 0)
+
+        let merged = temporary().appendingPathComponent("merged").path
+        let merge = try parscale(["merge", "--model", source, "--adapter", run + "/adapter.safetensors", "--out", merged,
+                                  "--dtype", "f16", "--max-shard-size", "30KB"])
+        XCTAssertEqual(merge.status, 0, merge.err)
+        XCTAssertEqual(FileManager.default.contents(atPath: merged + "/tokenizer.json"), tokenizer)
+        XCTAssertEqual(FileManager.default.contents(atPath: merged + "/generation_config.json"), generation)
+        XCTAssertGreaterThanOrEqual(files(merged).filter { $0.hasPrefix("model-") }.count, 2, "\(files(merged))")
+        let logits = try parscale(["logits", "--model", merged, "--tokens", "1,2,3", "--out", merged + "/../l.safetensors"])
+        XCTAssertEqual(logits.status, 0, logits.err)
+    }
+
+    /// pretrain with bf16 shards: stopped and resumed equals straight through, bit for bit (the
+    /// exact f32 weights are kept for --resume), and --from carries the source's tokenizer files.
+    func testPretrainResumeIsExactWithBF16Shards() throws {
+        let flags = ["--size", "tiny", "--P", "2", "--steps", "4", "--seq", "16", "--batch", "2", "--eval-windows", "2",
+                     "--task-examples", "0", "--backend", "cpu", "--dtype", "bf16", "--max-shard-size", "40KB"]
+        let straight = temporary().appendingPathComponent("straight").path, split = temporary().appendingPathComponent("split").path
+        XCTAssertEqual(try parscale(["pretrain", "--out", straight] + flags).status, 0)
+        let first = try parscale(["pretrain", "--out", split, "--stop-after", "2"] + flags)
+        XCTAssertEqual(first.status, 0, first.err)
+        let resumed = try parscale(["pretrain", "--out", split, "--resume", "--backend", "cpu"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        func lossBits(_ run: String) throws -> [UInt64] {
+            try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap { line in
+                ((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["loss"] as? Double)?.bitPattern
+            }
+        }
+        XCTAssertEqual(try lossBits(straight), try lossBits(split))
+        XCTAssertEqual(try lossBits(split).count, 4)
+        for name in ["master.safetensors"] + files(straight + "/checkpoint").filter({ $0.hasPrefix("model") }) {
+            XCTAssertEqual(
+                FileManager.default.contents(atPath: straight + "/checkpoint/" + name),
+                FileManager.default.contents(atPath: split + "/checkpoint/" + name), name)
+        }
+        XCTAssertGreaterThanOrEqual(files(split + "/checkpoint").filter { $0.hasPrefix("model-") }.count, 3)
+        // --from: the source's generation_config.json goes into every checkpoint.
+        let generation = Data(#"{"max_new_tokens": 9}"#.utf8)
+        try generation.write(to: URL(fileURLWithPath: straight + "/checkpoint/generation_config.json"))
+        let continued = temporary().appendingPathComponent("continued").path
+        let from = try parscale(["pretrain", "--out", continued, "--from", straight, "--steps", "1", "--seq", "16", "--batch", "2",
+                                 "--eval-windows", "2", "--task-examples", "0", "--backend", "cpu"])
+        XCTAssertEqual(from.status, 0, from.err)
+        XCTAssertEqual(FileManager.default.contents(atPath: continued + "/checkpoint/generation_config.json"), generation)
+        XCTAssertEqual(files(continued + "/checkpoint").filter { $0.hasPrefix("model") }, ["model.safetensors"])
+    }
 }

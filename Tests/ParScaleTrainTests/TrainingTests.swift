@@ -100,6 +100,68 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// BF16 shards in every checkpoint while the training state stays F32 (master.safetensors):
+    /// N steps equal N/2, a stop and N/2 resumed, bit for bit; the dtype, the shard size and the
+    /// source's tokenizer files carry over the resume.
+    func testResumeIsExactWithBF16ShardedCheckpoints() throws {
+        var o = options(steps: 6)
+        o.checkpointDType = .BF16
+        o.maxShardBytes = 8_000
+        let source = temporary()
+        let tokenizer = Data(#"{"model": {"type": "BPE"}}"#.utf8), generation = Data(#"{"temperature": 0.7}"#.utf8)
+        try tokenizer.write(to: URL(fileURLWithPath: source + "/tokenizer.json"))
+        try generation.write(to: URL(fileURLWithPath: source + "/generation_config.json"))
+        let straight = temporary(), split = temporary()
+        try Trainer.start(runDirectory: straight, model: tinyModel(P: 2), options: o, companionSource: source).run()
+        try Trainer.start(runDirectory: split, model: tinyModel(P: 2), options: o, companionSource: source).run(stopAfter: 3)
+        let checkpoint = Trainer.checkpointDirectory(split)
+        let names = try FileManager.default.contentsOfDirectory(atPath: checkpoint)
+        XCTAssertGreaterThanOrEqual(names.filter { $0.hasPrefix("model-") }.count, 3, "\(names)")
+        for name in ["model.safetensors.index.json", Trainer.masterFileName, "tokenizer.json", "generation_config.json"] {
+            XCTAssertTrue(names.contains(name), "\(name) not in \(names)")
+        }
+        XCTAssertFalse(names.contains("model.safetensors"))
+        try FileManager.default.removeItem(atPath: source)  // resume copies from the checkpoint itself
+
+        let resumed = try Trainer.resume(runDirectory: split, backend: CPUBackend())
+        XCTAssertEqual(resumed.state.step, 3)
+        XCTAssertEqual(resumed.state.options.checkpointDType, .BF16)
+        XCTAssertEqual(resumed.state.options.maxShardBytes, 8_000)
+        try resumed.run()
+        XCTAssertEqual(try losses(straight), try losses(split), "loss sequence")
+        XCTAssertEqual(try losses(straight).count, 6)
+        let a = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(straight) + "/" + Trainer.masterFileName)
+        let b = try SafeTensorsFile(contentsOf: checkpoint + "/" + Trainer.masterFileName)
+        for name in a.names { XCTAssertEqual(try a.floats(name).map(\.bitPattern), try b.floats(name).map(\.bitPattern), name) }
+        // The model file is the master rounded to bfloat16.
+        let model = try Checkpoint.load(checkpoint, backend: CPUBackend())
+        var weights = [Float](repeating: 0, count: model.parameters.count)
+        weights.withUnsafeMutableBufferPointer { model.backend.download(model.parameters, into: $0) }
+        for entry in model.layout.entries {
+            let exact = try b.floats(entry.name)
+            XCTAssertEqual(
+                Array(weights[entry.offset..<entry.offset + entry.count]).map(\.bitPattern),
+                exact.map { UInt32(SafeTensorsWriter.bfloat16Bits($0)) << 16 }, entry.name)
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: checkpoint + "/tokenizer.json"), tokenizer)
+        XCTAssertEqual(FileManager.default.contents(atPath: checkpoint + "/generation_config.json"), generation)
+    }
+
+    /// Runs saved before checkpoints had a dtype resume as F32, unsharded past 5 GB.
+    func testOptionsOfOlderRunsDecodeWithTheDefaultDType() throws {
+        var o = options(steps: 2)
+        o.checkpointDType = .F16
+        o.maxShardBytes = 1234
+        let encoded = try JSONEncoder().encode(o)
+        XCTAssertEqual(try JSONDecoder().decode(TrainingOptions.self, from: encoded), o)
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        object["checkpointDType"] = nil
+        object["maxShardBytes"] = nil
+        let old = try JSONDecoder().decode(TrainingOptions.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(old.checkpointDType, .F32)
+        XCTAssertEqual(old.maxShardBytes, Checkpoint.defaultMaxShardBytes)
+    }
+
     func losses(_ run: String) throws -> [UInt64] {
         let text = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
         return text.split(separator: "\n").compactMap { line in
