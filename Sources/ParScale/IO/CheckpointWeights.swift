@@ -11,7 +11,7 @@ public final class CheckpointWeights {
     public static let singleFileName = "model.safetensors"
     public static let indexFileName = "model.safetensors.index.json"
 
-    /// The weight files, in index order (one for a single file).
+    /// The weight files, shards in name order (one for a single file).
     public let files: [SafeTensorsFile]
     /// The index, when the weights are sharded.
     public let indexPath: String?
@@ -74,13 +74,10 @@ public final class CheckpointWeights {
         let map = try Self.readIndex(indexPath)
         let dir = (indexPath as NSString).deletingLastPathComponent
         let indexName = (indexPath as NSString).lastPathComponent
-        // Each shard once, in order of first mention by sorted tensor name (stable file order).
-        var shardNames: [String] = []
-        var seen = Set<String>()
-        for name in map.keys.sorted() where seen.insert(map[name]!).inserted { shardNames.append(map[name]!) }
+        // Each shard mapped once, in name order.
         var shards: [String: SafeTensorsFile] = [:]
         var files: [SafeTensorsFile] = []
-        for shard in shardNames.sorted() {
+        for shard in Set(map.values).sorted() {
             let path = (dir as NSString).appendingPathComponent(shard)
             guard FileManager.default.fileExists(atPath: path) else {
                 let named = map.keys.filter { map[$0] == shard }.sorted()
