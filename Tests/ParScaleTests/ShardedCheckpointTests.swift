@@ -341,6 +341,14 @@ final class ShardedCheckpointTests: XCTestCase {
         try save(config, a, to: dir, maxShardBytes: Checkpoint.defaultMaxShardBytes)
         XCTAssertEqual(files(dir), ["config.json", "model.safetensors", "tokenizer.json"])
         XCTAssertEqual(try load(dir).map(\.bitPattern), a.map(\.bitPattern))
+        // Files that only look like weights stay.
+        for name in ["model-notes-of-me.safetensors", "model-00001-of-00002.safetensors.bak"] {
+            try Data().write(to: dir.appendingPathComponent(name))
+        }
+        try save(config, b, to: dir)
+        XCTAssertTrue(files(dir).contains("model-notes-of-me.safetensors"))
+        XCTAssertTrue(files(dir).contains("model-00001-of-00002.safetensors.bak"))
+        XCTAssertFalse(files(dir).contains("model.safetensors"))
     }
 
     func testFileBytesSumTheShards() throws {

@@ -222,13 +222,20 @@ public enum Checkpoint {
         return Data(text.utf8)
     }
 
+    /// model-<digits>-of-<digits>.safetensors, as transformers names shards.
+    static func isShardName(_ name: String) -> Bool {
+        guard name.hasPrefix("model-"), name.hasSuffix(".safetensors") else { return false }
+        let parts = name.dropFirst(6).dropLast(12).components(separatedBy: "-of-")
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
+    }
+
     /// Weight files in `dir` from any earlier save: model.safetensors, the index, shards named
     /// model-*-of-*.safetensors, and the shards an existing index names.
     static func weightFileNames(in dir: String) -> Set<String> {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         var found = Set(names.filter { name in
             name == CheckpointWeights.singleFileName || name == CheckpointWeights.indexFileName
-                || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
+                || isShardName(name)
         })
         if let map = try? CheckpointWeights.readIndex(indexPath(dir)) {
             for shard in Set(map.values) where shard.hasSuffix(".safetensors") && names.contains(shard) { found.insert(shard) }
