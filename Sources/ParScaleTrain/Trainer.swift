@@ -6,12 +6,40 @@ public struct DataSpec: Codable, Equatable, Sendable {
     public var kind: String  // "synthetic" or "text"
     public var path: String?
     public var seed: UInt64
+    /// Fingerprint of the tokenizer the text is read with (the model folder's tokenizer.json);
+    /// nil for byte-level text.
+    public var tokenizer: String?
     public static func synthetic(seed: UInt64) -> DataSpec { DataSpec(kind: "synthetic", path: nil, seed: seed) }
-    public static func text(_ path: String, seed: UInt64) -> DataSpec { DataSpec(kind: "text", path: path, seed: seed) }
+    public static func text(_ path: String, seed: UInt64, tokenizer: String? = nil) -> DataSpec {
+        DataSpec(kind: "text", path: path, seed: seed, tokenizer: tokenizer)
+    }
     public var source: DataSource {
         kind == "text" ? .text(path: path ?? "") : .synthetic(seed: seed)
     }
-    public var description: String { kind == "text" ? "text \(path ?? "")" : "synthetic tasks (seed \(seed))" }
+    public var description: String {
+        kind == "text" ? "text \(path ?? "")\(tokenizer.map { " (tokenizer \($0))" } ?? "")" : "synthetic tasks (seed \(seed))"
+    }
+
+    /// The corpus of a text spec (nil for synthetic data), tokenized with `encoding` into
+    /// `cacheDirectory` (see TokenCorpus.load). `encoding` must be the one the spec names.
+    public func corpus(
+        encoding: TextEncoding, cacheDirectory: String?, validationOnly: Bool = false, progress: ((String) -> Void)? = nil
+    ) throws -> TokenCorpus? {
+        let fingerprint = encoding.tokenizer?.fingerprint
+        guard fingerprint == tokenizer else {
+            throw DataError(
+                "the data was specified for \(tokenizer.map { "tokenizer \($0)" } ?? "byte-level text"), but the model reads "
+                    + "\(fingerprint.map { "tokenizer \($0)" } ?? "bytes")")
+        }
+        guard kind == "text" else {
+            if fingerprint != nil {
+                throw DataError("the synthetic corpus is byte-level, but this model has a tokenizer: give --data PATH or --corpus code")
+            }
+            return nil
+        }
+        return try TokenCorpus.load(
+            path: path ?? "", encoding: encoding, cacheDirectory: cacheDirectory, validationOnly: validationOnly, progress: progress)
+    }
 }
 
 public struct TrainingOptions: Codable, Equatable, Sendable {
@@ -81,7 +109,9 @@ public struct Evaluation: Sendable {
     public var validationLoss: Double
     /// Standard error of the mean over the validation windows.
     public var standardError: Double
-    public var bitsPerByte: Double { validationLoss / log(2) }
+    /// UTF-8 bytes per token of the validation text (1 for byte-level text).
+    public var bytesPerToken: Double = 1
+    public var bitsPerByte: Double { validationLoss / log(2) / bytesPerToken }
     public var taskAccuracy: Double?
     public var json: [String: Any] {
         [
@@ -95,7 +125,7 @@ public enum Evaluator {
     /// Mean loss on the fixed validation windows, and for the synthetic corpus the exact-match
     /// accuracy of greedy answers to held-out task prompts.
     public static func evaluate(
-        model: ParScaleModel, data: DataSpec, corpus: TextCorpus?, windows: Int, sequence: Int, taskExamples: Int
+        model: ParScaleModel, data: DataSpec, corpus: TokenCorpus?, windows: Int, sequence: Int, taskExamples: Int
     ) throws -> Evaluation {
         let set = try validationWindows(source: data.source, corpus: corpus, count: windows, sequence: sequence)
         var losses: [Double] = []
@@ -112,7 +142,8 @@ public enum Evaluator {
             accuracy = try taskAccuracy(model: model, examples: heldOutTasks(seed: data.seed, count: taskExamples))
         }
         return Evaluation(
-            validationLoss: mean, standardError: (variance / Double(losses.count)).squareRoot(), taskAccuracy: accuracy)
+            validationLoss: mean, standardError: (variance / Double(losses.count)).squareRoot(),
+            bytesPerToken: corpus?.bytesPerToken ?? 1, taskAccuracy: accuracy)
     }
 
     /// Greedy decoding of each prompt until a newline; exact match of the answer.
@@ -149,7 +180,7 @@ public final class Trainer {
     public private(set) var state: TrainerState
     let optimizer: AdamW
     let stream: TokenStream
-    let corpus: TextCorpus?
+    let corpus: TokenCorpus?
     let gradients: Tensor
     let backend: Backend
     let validation: TrainingOptions
@@ -163,9 +194,14 @@ public final class Trainer {
 
     public var checkpointDirectory: String { Self.checkpointDirectory(runDirectory) }
     public static func checkpointDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("checkpoint") }
+    /// Token ids of tokenized text data, made once (TokenCorpus.load).
+    public static func tokenCacheDirectory(_ run: String) -> String { (run as NSString).appendingPathComponent("tokens") }
     var metricsPath: String { (runDirectory as NSString).appendingPathComponent("metrics.jsonl") }
 
-    init(runDirectory: String, model: ParScaleModel, state: TrainerState, companionSource: String? = nil) throws {
+    init(
+        runDirectory: String, model: ParScaleModel, state: TrainerState, encoding: TextEncoding,
+        companionSource: String? = nil
+    ) throws {
         let o = state.options
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
             throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
@@ -179,17 +215,19 @@ public final class Trainer {
         self.state = state
         self.companionSource = companionSource
         validation = o
-        corpus = o.data.kind == "text" ? try TextCorpus(path: o.data.path ?? "") : nil
+        // A tokenized corpus was made into the run's token cache before the run started.
+        corpus = try o.data.corpus(encoding: encoding, cacheDirectory: Self.tokenCacheDirectory(runDirectory))
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
         reparam = o.prefixReparam > 0 ? try PrefixReparam(model: model, hiddenSize: o.prefixReparam, seed: o.seed) : nil
         optimizer = AdamW(model: model, options: o.optimizer, freezeBackbone: o.freezeBackbone, freezePrefixes: reparam != nil)
         gradients = model.backend.allocate(model.parameters.count)
     }
 
-    /// A new run in `runDirectory` (which must not hold one already).
+    /// A new run in `runDirectory` (which must not hold one already). `encoding` reads text data
+    /// (the model's tokenizer, as `options.data.tokenizer` names it, or bytes).
     public static func start(
         runDirectory: String, model: ParScaleModel, options: TrainingOptions, recipe: [String: String] = [:],
-        companionSource: String? = nil
+        encoding: TextEncoding = .bytes, companionSource: String? = nil
     ) throws -> Trainer {
         if FileManager.default.fileExists(atPath: checkpointDirectory(runDirectory)) {
             throw TrainingError("\(runDirectory) already holds a run: pass --resume to continue it, or choose another --out")
@@ -197,7 +235,7 @@ public final class Trainer {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
         return try Trainer(
-            runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe),
+            runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe), encoding: encoding,
             companionSource: companionSource)
     }
 
@@ -217,7 +255,11 @@ public final class Trainer {
         let master = (dir as NSString).appendingPathComponent(masterFileName)
         let model = FileManager.default.fileExists(atPath: master)
             ? try loadMaster(master, checkpoint: dir, backend: backend) : try Checkpoint.load(dir, backend: backend)
-        let trainer = try Trainer(runDirectory: runDirectory, model: model, state: state, companionSource: dir)
+        // Text read through a tokenizer is read through the copy of it in the checkpoint.
+        let encoding: TextEncoding = state.options.data.tokenizer == nil
+            ? .bytes : try TextEncoding.forModel(directory: dir, config: model.config)
+        let trainer = try Trainer(
+            runDirectory: runDirectory, model: model, state: state, encoding: encoding, companionSource: dir)
         let optimizerPath = (dir as NSString).appendingPathComponent("optimizer.safetensors")
         let file = try SafeTensorsFile(contentsOf: optimizerPath)
         guard file.metadata["step"] == String(state.step) else {

@@ -17,7 +17,7 @@ struct ParScaleCommand: ParsableCommand {
 
 /// `--model DIR`, shared by every command that reads a checkpoint.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint folder (config.json + model.safetensors), or a training run folder.")
+    @Option(name: .long, help: "Checkpoint folder (config.json + model.safetensors or its shards), or a training run folder.")
     var model: String
     @Option(help: "A ParScale adapter (from `recycle --freeze-backbone`) to apply to the P = 1 --model.")
     var adapter: String?

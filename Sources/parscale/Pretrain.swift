@@ -23,7 +23,9 @@ struct Pretrain: ParsableCommand {
         discussion: """
             Data: the built-in synthetic reasoning corpus (arithmetic with worked steps, program traces, \
             brackets, sorting, lookup; endless, seeded, with a disjoint held-out split), or --data FILE|FOLDER \
-            of UTF-8 text (byte level; split into train and validation deterministically).
+            of UTF-8 text (split into train and validation deterministically), read as bytes, or through \
+            --tokenizer FILE (a new model then has that tokenizer's vocabulary) or the --from model's \
+            tokenizer.json; tokenized text is cached in DIR/tokens/ (made once, memory-mapped).
             The run folder holds checkpoint/ (official layout + optimizer and trainer state, replaced \
             atomically) and metrics.jsonl; `--model DIR` of other commands accepts the run folder. \
             --resume continues a stopped run exactly (bit for bit at the same thread count). \
@@ -67,8 +69,10 @@ struct Pretrain: ParsableCommand {
         } else {
             let recipe = self.recipe.resolved()
             let preset = size.shape
+            // A new model reads bytes, or has the vocabulary of --tokenizer.
+            let vocabulary = from == nil ? try training.tokenizer.map { try Tokenizer(file: $0).vocabularySize } : nil
             let config = ModelConfig(
-                vocabSize: 256, hiddenSize: hidden ?? preset.hidden, intermediateSize: intermediate ?? preset.intermediate,
+                vocabSize: vocabulary ?? 256, hiddenSize: hidden ?? preset.hidden, intermediateSize: intermediate ?? preset.intermediate,
                 numHiddenLayers: layers ?? preset.layers, numAttentionHeads: heads ?? preset.heads,
                 numKeyValueHeads: kvHeads ?? preset.kvHeads,
                 tieWordEmbeddings: !untied, parscaleN: streams, parscaleNTokens: recipe.prefixTokens, parscaleAttnSmooth: recipe.smoothing,
@@ -83,10 +87,11 @@ struct Pretrain: ParsableCommand {
             let backend = try training.backend.make(for: try from.map { try Checkpoint.loadConfig($0) } ?? config)
             let model = try from.map { try Checkpoint.load($0, backend: backend) }
                 ?? ParScaleModel.initialized(config, backend: backend, options: recipe.initOptions(seed: training.seed))
+            let data = try training.prepareData(&options, modelDirectory: from, config: model.config, out: out)
             trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,
                 recipe: recipe.metadata.merging(["prefix_init": "normal", "initialised_from": from ?? "random"]) { $1 },
-                companionSource: from)
+                encoding: data.encoding, companionSource: data.companionSource)
             let counts = model.layout.counts, c = model.config
             standardError(
                 "pretraining \(out)\(from.map { " from \($0)" } ?? ""): P = \(c.streams), hidden \(c.hiddenSize), \(c.numHiddenLayers) layers, \(counts.nonEmbedding) non-embedding parameters; "
@@ -107,8 +112,9 @@ struct Eval: ParsableCommand {
             """)
 
     @OptionGroup var options: ModelOptions
-    @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
+    @Option(help: "UTF-8 text file or folder (overrides --corpus), read through the model's tokenizer.json (or as bytes for a byte-level model).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus = .synthetic
+    @Option(help: "tokenizer.json to read the text with instead of the model folder's.") var tokenizer: String?
     @Option(help: "Seed of the synthetic corpus.") var seed: UInt64 = 0
     @Option(help: "Tokens per validation window.") var seq: Int = 128
     @Option(help: "Validation windows.") var windows: Int = 64
@@ -117,8 +123,10 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let model = try options.load()
-        let spec = corpus.spec(data: data, seed: seed)
-        let text = try corpus.corpus(data: data)
+        var spec = corpus.spec(data: data, seed: seed)
+        let encoding = try dataEncoding(spec, modelDirectory: options.model, config: model.config, tokenizerFile: tokenizer)
+        spec.tokenizer = encoding.tokenizer?.fingerprint
+        let text = try spec.corpus(encoding: encoding, cacheDirectory: nil, validationOnly: true, progress: progressLine)
         let e = try Evaluator.evaluate(model: model, data: spec, corpus: text, windows: windows, sequence: seq, taskExamples: taskExamples)
         if json {
             printJSON(e.json)
@@ -153,8 +161,9 @@ struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weight matrices.") var weightDecay: Double = 0.1
     @Option(help: "Global gradient-norm clipping (0: none).") var clip: Double = 1.0
     @Option(help: "Seed of initialisation and data order.") var seed: UInt64 = 0
-    @Option(help: "UTF-8 text file or folder to train on (overrides --corpus).") var data: String?
+    @Option(help: "UTF-8 text file or folder to train on (overrides --corpus): read through the model's tokenizer.json, or as bytes for a byte-level model; tokenized once into DIR/tokens/.") var data: String?
     @Option(help: "Built-in corpus: synthetic (reasoning tasks) or code (the Swift toolchain's interface files).") var corpus: BuiltinCorpus = .synthetic
+    @Option(help: "tokenizer.json to read the text with (default: the source model's; `pretrain` without --from makes a model of this tokenizer's vocabulary).") var tokenizer: String?
     @Option(name: .customLong("eval-every"), help: "Evaluate every K steps (default: 10 times per run).") var evalEvery: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every K steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
@@ -194,6 +203,31 @@ struct TrainingFlags: ParsableArguments {
         return options
     }
 
+    /// The run's data for a model from `modelDirectory` (nil: a new model, read with --tokenizer or
+    /// as bytes): its spec in `options`, its encoding, and the corpus, tokenized into the run's token
+    /// cache with a progress line.
+    /// `companionSource` is the folder whose tokenizer files every checkpoint carries: the model's,
+    /// or with --tokenizer FILE a copy of that file (as tokenizer.json, with the tokenizer_config.json
+    /// and generation_config.json beside it) in DIR/tokenizer/.
+    func prepareData(
+        _ options: inout TrainingOptions, modelDirectory: String?, config: ModelConfig, out: String
+    ) throws -> (encoding: TextEncoding, corpus: TokenCorpus?, companionSource: String?) {
+        let encoding = try dataEncoding(options.data, modelDirectory: modelDirectory, config: config, tokenizerFile: tokenizer)
+        options.data.tokenizer = encoding.tokenizer?.fingerprint
+        let corpus = try options.data.corpus(
+            encoding: encoding, cacheDirectory: Trainer.tokenCacheDirectory(out), progress: progressLine)
+        guard let tokenizer else { return (encoding, corpus, modelDirectory) }
+        let staged = (out as NSString).appendingPathComponent("tokenizer")
+        try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
+        let beside = (tokenizer as NSString).deletingLastPathComponent
+        for (source, name) in [(tokenizer, Tokenizer.fileName)]
+            + [Tokenizer.configFileName, "generation_config.json"].map({ ((beside as NSString).appendingPathComponent($0), $0) })
+        where FileManager.default.fileExists(atPath: source) {
+            try atomicWrite(try Data(contentsOf: URL(fileURLWithPath: source)), to: (staged as NSString).appendingPathComponent(name))
+        }
+        return (encoding, corpus, staged)
+    }
+
     func resume(_ out: String) throws -> Trainer {
         let config = try Checkpoint.loadConfig(Trainer.checkpointDirectory(out))
         let trainer = try Trainer.resume(runDirectory: out, backend: backend.make(for: config))
@@ -225,8 +259,15 @@ enum BuiltinCorpus: String, ExpressibleByArgument, CaseIterable {
         return self == .code ? .text(TextCorpus.builtinCode, seed: seed) : .synthetic(seed: seed)
     }
 
-    func corpus(data: String?) throws -> TextCorpus? {
-        if let data { return try TextCorpus(path: data) }
-        return self == .code ? try TextCorpus(path: TextCorpus.builtinCode) : nil
+}
+
+/// How a model reads `spec`'s data. Synthetic data is bytes (an error for a model with a
+/// tokenizer); text goes through `tokenizerFile`, the model folder's tokenizer.json or, for a
+/// byte-level model (256 ids) without one, bytes. A model with any other vocabulary and no
+/// tokenizer is refused: its ids are not bytes.
+func dataEncoding(_ spec: DataSpec, modelDirectory: String?, config: ModelConfig, tokenizerFile: String?) throws -> TextEncoding {
+    if spec.kind == "synthetic" && tokenizerFile == nil && !(modelDirectory.map(Tokenizer.exists(inModel:)) ?? false) {
+        return .bytes
     }
+    return try TextEncoding.forModel(directory: modelDirectory, config: config, tokenizerFile: tokenizerFile)
 }

@@ -49,7 +49,9 @@ struct Recycle: ParsableCommand {
             recipe.apply(to: &options)
             try write.apply(to: &options)
             options.freezeBackbone = freezeBackbone
-            let corpus = try training.corpus.corpus(data: training.data)
+            // Text is read through the source's tokenizer (or bytes for a byte-level source).
+            let (encoding, corpus, companionSource) = try training.prepareData(
+                &options, modelDirectory: from!, config: source.config, out: out)
             var recycleOptions = RecycleOptions(streams: streams)
             recycleOptions.prefixTokens = recipe.prefixTokens
             recycleOptions.prefixInit = prefixInit
@@ -77,7 +79,7 @@ struct Recycle: ParsableCommand {
                     "freeze_backbone": String(freezeBackbone), "source_val_loss": String(sourceLoss),
                     "step0_val_loss": String(startLoss), "backbone_hash": Adapter.backboneHash(source),
                 ]) { $1 },
-                companionSource: from!)
+                encoding: encoding, companionSource: companionSource)
         }
         try training.runToEnd(trainer)
         if trainer.state.options.freezeBackbone {

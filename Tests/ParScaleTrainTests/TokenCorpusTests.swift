@@ -54,6 +54,11 @@ final class TokenCorpusTests: XCTestCase {
         XCTAssertGreaterThan(corpus.bytesPerToken, 1.5)
         XCTAssertEqual(corpus.encoding, tokenizer.fingerprint)
 
+        // Evaluation tokenizes the validation files only.
+        let validationOnly = try TokenCorpus.load(path: source, encoding: encoding, cacheDirectory: nil, minimumBytes: 256, validationOnly: true)
+        XCTAssertEqual(validationOnly.train.count, 0)
+        XCTAssertEqual(validationOnly.validation.slice(0, validationOnly.validation.count), validation)
+
         // A second load maps the same cache: no new files, same ids.
         let before = try FileManager.default.contentsOfDirectory(atPath: cache).sorted()
         XCTAssertEqual(before.count, 3, "\(before)")

@@ -99,18 +99,20 @@ public final class TokenCorpus: @unchecked Sendable {
     /// there on every later call; `progress` gets a line about once a second while tokenizing.
     /// The split is TextCorpus's: by file (FNV-1a of the relative path) when there are several files
     /// and both sides get `minimumBytes`, else the last 5% of the bytes (read in memory).
+    /// `validationOnly` (evaluation) leaves the training split empty and does not tokenize it.
     public static func load(
         path: String, encoding: TextEncoding, cacheDirectory: String?, minimumBytes: Int = 4096,
-        progress: ((String) -> Void)? = nil
+        validationOnly: Bool = false, progress: ((String) -> Void)? = nil
     ) throws -> TokenCorpus {
         guard let tokenizer = encoding.tokenizer else { return TokenCorpus(bytes: try TextCorpus(path: path, minimumBytes: minimumBytes)) }
         let plan = try SplitPlan(path: path, minimumBytes: minimumBytes)
-        let key = String(format: "%016llx", FNV1a.hash("\(tokenizer.fingerprint) \(plan.fingerprint)"))
+        let key = String(format: "%016llx", FNV1a.hash("\(tokenizer.fingerprint) \(plan.fingerprint)\(validationOnly ? " validation" : "")"))
         if let cacheDirectory, let cached = try? Self.mapCache(cacheDirectory, key: key, path: path, encoding: tokenizer.fingerprint) {
             return cached
         }
         var sink = TokenSink(cacheDirectory: cacheDirectory, key: key)
-        var meter = ProgressMeter(total: plan.totalBytes, label: "tokenizing \(path)", progress: progress)
+        var meter = ProgressMeter(
+            total: validationOnly ? plan.validationBytes : plan.totalBytes, label: "tokenizing \(path)", progress: progress)
         func add(_ bytes: [UInt8], validation: Bool) throws {
             let ids = try bytes.withUnsafeBufferPointer { try tokenizer.encode(utf8: $0, threads: 2) }
             try sink.append(ids, bytes: bytes.count, validation: validation)
@@ -118,10 +120,10 @@ public final class TokenCorpus: @unchecked Sendable {
         }
         if plan.inMemory {
             let text = try TextCorpus(path: path, minimumBytes: minimumBytes)
-            try add(text.train, validation: false)
+            if !validationOnly { try add(text.train, validation: false) }
             try add(text.validation, validation: true)
         } else {
-            for file in plan.files {
+            for file in plan.files where file.validation || !validationOnly {
                 let full = plan.isFolder ? (path as NSString).appendingPathComponent(file.relative) : path
                 guard var bytes = TextCorpus.readText(full, maximumBytes: maximumTokenizedFileBytes) else {
                     throw DataError("\(full): changed while being read (no longer valid UTF-8 text)")
@@ -132,7 +134,7 @@ public final class TokenCorpus: @unchecked Sendable {
         }
         meter.finish()
         let corpus = try sink.finish(path: path, encoding: tokenizer.fingerprint)
-        guard corpus.train.count > 1, corpus.validation.count > 1 else {
+        guard corpus.train.count > 1 || validationOnly, corpus.validation.count > 1 else {
             throw DataError("\(path): too little text after tokenizing (\(corpus.train.count) training and \(corpus.validation.count) validation tokens)")
         }
         return corpus
@@ -173,12 +175,13 @@ struct SplitPlan {
     /// The split needs the whole text (one file, or too little on one side): TextCorpus in memory.
     let inMemory: Bool
     let totalBytes: Int
+    let validationBytes: Int
     let fingerprint: UInt64
 
     init(path: String, minimumBytes: Int) throws {
         var isDirectory: ObjCBool = false
         if path == TextCorpus.builtinCode {
-            (files, isFolder, inMemory, totalBytes) = ([], false, true, 0)
+            (files, isFolder, inMemory, totalBytes, validationBytes) = ([], false, true, 0, 0)
             fingerprint = FNV1a.hash(path)
             return
         }
@@ -209,6 +212,7 @@ struct SplitPlan {
         }
         files = kept
         totalBytes = sides.train + sides.validation
+        validationBytes = sides.validation
         inMemory = kept.count < 2 || sides.train < minimumBytes || sides.validation < minimumBytes
         fingerprint = hash
     }
