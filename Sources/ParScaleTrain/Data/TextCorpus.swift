@@ -67,6 +67,15 @@ public struct TextCorpus: Sendable {
         try self.init(path: path, read: read, minimum: minimum)
     }
 
+    /// The split by file: a file (by its path relative to the corpus folder) is validation when
+    /// FNV-1a(path) % 20 == 0 ...
+    static func isValidationFile(_ relative: String) -> Bool { FNV1a.hash(relative.utf8) % 20 == 0 }
+
+    /// ... and that split is used when there are several files and both sides get `minimum` bytes.
+    static func splitsByFile(files: Int, train: Int, validation: Int, minimum: Int) -> Bool {
+        files > 1 && train >= minimum && validation >= minimum
+    }
+
     /// Splits files already read (sorted by relative path) into training and validation text.
     private init(path: String, read: [(relative: String, bytes: [UInt8])], minimum: Int) throws {
         let total = read.reduce(0) { $0 + $1.bytes.count + 1 }
@@ -80,7 +89,7 @@ public struct TextCorpus: Sendable {
         var byFile = false
         if read.count > 1 {
             for file in read {
-                if FNV1a.hash(file.relative.utf8) % 20 == 0 {
+                if Self.isValidationFile(file.relative) {
                     validation += file.bytes
                     validation.append(10)
                 } else {
@@ -88,7 +97,7 @@ public struct TextCorpus: Sendable {
                     train.append(10)
                 }
             }
-            byFile = train.count >= minimum && validation.count >= minimum
+            byFile = Self.splitsByFile(files: read.count, train: train.count, validation: validation.count, minimum: minimum)
         }
         if !byFile {
             var all: [UInt8] = []

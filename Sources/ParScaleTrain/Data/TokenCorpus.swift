@@ -201,7 +201,7 @@ struct SplitPlan {
         for relative in relatives {
             let full = isFolder ? (path as NSString).appendingPathComponent(relative) : path
             guard let bytes = TextCorpus.readText(full, maximumBytes: TokenCorpus.maximumTokenizedFileBytes) else { continue }
-            let validation = FNV1a.hash(relative.utf8) % 20 == 0
+            let validation = TextCorpus.isValidationFile(relative)
             kept.append(File(relative: relative, validation: validation))
             hash = FNV1a.hash(relative.utf8, seed: hash)
             hash = FNV1a.hash(bytes, seed: hash)
@@ -213,7 +213,8 @@ struct SplitPlan {
         files = kept
         totalBytes = sides.train + sides.validation
         validationBytes = sides.validation
-        inMemory = kept.count < 2 || sides.train < minimumBytes || sides.validation < minimumBytes
+        inMemory = !TextCorpus.splitsByFile(
+            files: kept.count, train: sides.train, validation: sides.validation, minimum: minimumBytes)
         fingerprint = hash
     }
 }
