@@ -35,6 +35,12 @@ struct BenchTokenize: ParsableCommand {
         return candidates.first { FileManager.default.fileExists(atPath: $0) }
     }
 
+    static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     func runPeer(script: String, threads t: Int, idsOut: String?) throws -> [String: Any] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
@@ -83,16 +89,19 @@ struct BenchTokenize: ParsableCommand {
         var peerIdsFile: String? = nil
         for t in threadList {
             var ids = try text.withUnsafeBufferPointer { try tok.encode(utf8: $0, threads: t) }  // warm-up
-            var best = Double.infinity
+            var best = Double.infinity, bestCPU = Double.infinity
             for _ in 0..<repeats {
                 let start = DispatchTime.now().uptimeNanoseconds
+                let cpuStart = Self.processCPUSeconds()
                 ids = try text.withUnsafeBufferPointer { try tok.encode(utf8: $0, threads: t) }
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                bestCPU = min(bestCPU, Self.processCPUSeconds() - cpuStart)
             }
             if ourIds.isEmpty { ourIds = ids } else if ids != ourIds {
                 throw ValidationError("our ids with \(t) threads differ from our first run's")
             }
-            var row: [String: Any] = ["threads": t, "ours_seconds": best, "ours_mb_per_s": mb / best]
+            var row: [String: Any] = ["threads": t, "ours_seconds": best, "ours_mb_per_s": mb / best,
+                                      "ours_cpu_seconds": bestCPU]
             if let script = script {
                 var idsOut: String? = nil
                 if peerIdsFile == nil {
@@ -102,6 +111,7 @@ struct BenchTokenize: ParsableCommand {
                 let peer = try runPeer(script: script, threads: t, idsOut: idsOut)
                 let hfSeconds = (peer["best_seconds"] as? Double) ?? .nan
                 row["hf_seconds"] = hfSeconds
+                row["hf_cpu_seconds"] = (peer["best_cpu_seconds"] as? Double) ?? .nan
                 row["hf_mb_per_s"] = mb / hfSeconds
                 row["ratio"] = hfSeconds / best
                 row["hf_batch_ids_match"] = peer["ids_match_whole_text"] as? Bool ?? true
@@ -127,14 +137,16 @@ struct BenchTokenize: ParsableCommand {
         } else {
             print(String(format: "bench tokenize: %@ (vocabulary %d, loaded in %.2f s), %@: %.2f MB, %d ids, best of %d, %d cores",
                          tokenizer, tok.vocabularySize, loadSeconds, file, mb, ourIds.count, repeats, ProcessInfo.processInfo.activeProcessorCount))
-            print("threads   ours MB/s   HF MB/s   ours/HF")
+            print("threads   ours MB/s   HF MB/s   ours/HF   ours CPU s   HF CPU s   (MB/s on wall-clock time; CPU s = process CPU time of the best run)")
             for r in rows {
                 let ours = r["ours_mb_per_s"] as! Double
+                let oursCPU = r["ours_cpu_seconds"] as! Double
                 if let hf = r["hf_mb_per_s"] as? Double {
-                    print(String(format: "%7d   %9.2f   %7.2f   %7.2fx%@", r["threads"] as! Int, ours, hf, ours / hf,
+                    print(String(format: "%7d   %9.2f   %7.2f   %6.2fx   %10.3f   %8.3f%@", r["threads"] as! Int, ours, hf, ours / hf,
+                                 oursCPU, r["hf_cpu_seconds"] as? Double ?? .nan,
                                  (r["hf_batch_ids_match"] as? Bool ?? true) ? "" : "  (HF batch ids differ from its whole-text ids)"))
                 } else {
-                    print(String(format: "%7d   %9.2f         -         -", r["threads"] as! Int, ours))
+                    print(String(format: "%7d   %9.2f         -         -   %10.3f          -", r["threads"] as! Int, ours, oursCPU))
                 }
             }
             if let a = agree {

@@ -6,9 +6,9 @@ import Foundation
 
 /// (left id, right id) -> (rank, merged id).
 final class MergeTable {
-    private let keys: UnsafeMutablePointer<UInt64>
-    private let values: UnsafeMutablePointer<UInt64>
-    private let mask: Int
+    let keys: UnsafeMutablePointer<UInt64>
+    let values: UnsafeMutablePointer<UInt64>
+    let mask: Int
     static let none = UInt64.max
     private static let empty = UInt64.max
 
@@ -24,8 +24,23 @@ final class MergeTable {
 
     deinit { keys.deallocate(); values.deallocate() }
 
-    @inline(__always) private func slot(_ key: UInt64) -> Int {
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Self.slot(key, mask) }
+
+    @inline(__always) static func slot(_ key: UInt64, _ mask: Int) -> Int {
         Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 29) & mask
+    }
+
+    @inline(__always)
+    static func lookup(_ keys: UnsafeMutablePointer<UInt64>, _ values: UnsafeMutablePointer<UInt64>, _ mask: Int,
+                       _ left: Int32, _ right: Int32) -> UInt64 {
+        let key = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+        var i = slot(key, mask)
+        while true {
+            let k = keys[i]
+            if k == key { return values[i] }
+            if k == empty { return none }
+            i = (i + 1) & mask
+        }
     }
 
     /// A later merge of the same pair replaces the earlier one (as HF's map built in file order).
@@ -179,6 +194,14 @@ final class BPEModel {
 /// Per-thread BPE state: scratch buffers and the word cache.
 final class BPEWorker {
     let model: BPEModel
+    // The hot loop reads only these (no retain/release of shared objects, which would make
+    // threads contend on their reference counts): the merge table's storage (kept alive by
+    // `model`) and a private copy of the byte ids.
+    private let mergeKeys: UnsafeMutablePointer<UInt64>
+    private let mergeValues: UnsafeMutablePointer<UInt64>
+    private let mergeMask: Int
+    private let byteIds: UnsafeMutablePointer<Int32>
+    private let ignoreMerges: Bool
     let cache = ByteStringTable(slots: 1 << 15)
     static let cacheMaxEntries = 1 << 16
     static let cacheMaxLength = 256
@@ -189,12 +212,26 @@ final class BPEWorker {
     var normalized = [UInt8]()
     var pieceEnds = [Int]()
 
-    init(model: BPEModel) { self.model = model }
+    init(model: BPEModel) {
+        self.model = model
+        mergeKeys = model.merges.keys
+        mergeValues = model.merges.values
+        mergeMask = model.merges.mask
+        byteIds = .allocate(capacity: 256)
+        for b in 0..<256 { byteIds[b] = model.byteIds[b] }
+        ignoreMerges = model.ignoreMerges
+    }
+
+    deinit { byteIds.deallocate() }
+
+    @inline(__always) private func lookup(_ a: Int32, _ b: Int32) -> UInt64 {
+        MergeTable.lookup(mergeKeys, mergeValues, mergeMask, a, b)
+    }
 
     /// Appends the ids of one pre-token (raw bytes p[0..<n], n > 0).
     @inline(__always)
     func encode(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
-        if n == 1 { out.append(model.byteIds[Int(p[0])]); return }
+        if n == 1 { out.append(byteIds[Int(p[0])]); return }
         if n <= Self.cacheMaxLength {
             let h = hashBytes(p, n)
             if let (o, c) = cache.find(p, n, hash: h) {
@@ -212,7 +249,7 @@ final class BPEWorker {
     }
 
     func compute(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
-        if model.ignoreMerges, let table = model.vocabBytes, let (o, c) = table.find(p, n, hash: hashBytes(p, n)) {
+        if ignoreMerges, let table = model.vocabBytes, let (o, c) = table.find(p, n, hash: hashBytes(p, n)) {
             table.withIds(o, c) { out.append(contentsOf: $0) }
             return
         }
@@ -221,14 +258,11 @@ final class BPEWorker {
 
     /// Quadratic merge over a small array: each step merges the leftmost pair of lowest rank.
     func mergeSmall(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
-        let merges = model.merges
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { s in
             withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { r in
-                model.byteIds.withUnsafeBufferPointer { byteIds in
-                    for i in 0..<n { s[i] = byteIds[Int(p[i])] }
-                }
+                for i in 0..<n { s[i] = byteIds[Int(p[i])] }
                 var count = n
-                for i in 0..<count - 1 { r[i] = merges.lookup(s[i], s[i + 1]) }
+                for i in 0..<count - 1 { r[i] = lookup(s[i], s[i + 1]) }
                 while count > 1 {
                     var best = 0
                     var bestValue = r[0]
@@ -240,8 +274,8 @@ final class BPEWorker {
                     var k = best + 1
                     while k < count - 1 { s[k] = s[k + 1]; r[k] = r[k + 1]; k += 1 }
                     count -= 1
-                    if best > 0 { r[best - 1] = merges.lookup(s[best - 1], s[best]) }
-                    if best < count - 1 { r[best] = merges.lookup(s[best], s[best + 1]) }
+                    if best > 0 { r[best - 1] = lookup(s[best - 1], s[best]) }
+                    if best < count - 1 { r[best] = lookup(s[best], s[best + 1]) }
                 }
                 out.append(contentsOf: UnsafeBufferPointer(start: s.baseAddress, count: count))
             }
@@ -251,11 +285,10 @@ final class BPEWorker {
     /// O(n log n) merge for long pre-tokens: symbols in a linked list and a min-heap of
     /// (rank << 32 | position) with stale entries skipped, as HF's word.rs.
     func mergeLarge(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
-        let merges = model.merges
         sym.removeAll(keepingCapacity: true); prev.removeAll(keepingCapacity: true)
         next.removeAll(keepingCapacity: true); heap.removeAll(keepingCapacity: true)
         for i in 0..<n {
-            sym.append(model.byteIds[Int(p[i])])
+            sym.append(byteIds[Int(p[i])])
             prev.append(Int32(i - 1))
             next.append(i + 1 < n ? Int32(i + 1) : -1)
         }
@@ -263,7 +296,7 @@ final class BPEWorker {
         prev.withUnsafeMutableBufferPointer { prev in
         next.withUnsafeMutableBufferPointer { next in
             for i in 0..<n - 1 {
-                let v = merges.lookup(sym[i], sym[i + 1])
+                let v = lookup(sym[i], sym[i + 1])
                 if v != MergeTable.none { heapPush((v >> 32) << 32 | UInt64(i)) }
             }
             while let top = heapPop() {
@@ -272,7 +305,7 @@ final class BPEWorker {
                 if sym[pos] < 0 { continue }                  // merged into its left neighbour
                 let r = Int(next[pos])
                 if r < 0 { continue }
-                let v = merges.lookup(sym[pos], sym[r])
+                let v = lookup(sym[pos], sym[r])
                 if v == MergeTable.none || v >> 32 != rank { continue }   // stale
                 sym[pos] = Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)
                 sym[r] = -1
@@ -281,11 +314,11 @@ final class BPEWorker {
                 if rr >= 0 { prev[rr] = Int32(pos) }
                 let l = Int(prev[pos])
                 if l >= 0 {
-                    let w = merges.lookup(sym[l], sym[pos])
+                    let w = lookup(sym[l], sym[pos])
                     if w != MergeTable.none { heapPush((w >> 32) << 32 | UInt64(l)) }
                 }
                 if rr >= 0 {
-                    let w = merges.lookup(sym[pos], sym[rr])
+                    let w = lookup(sym[pos], sym[rr])
                     if w != MergeTable.none { heapPush((w >> 32) << 32 | UInt64(pos)) }
                 }
             }
