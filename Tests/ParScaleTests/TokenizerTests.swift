@@ -105,6 +105,9 @@ final class TokenizerTests: XCTestCase {
                 let label = "\(name) \(String(reflecting: text).prefix(80))"
                 XCTAssertEqual(try tok.encode(text), ids, label)
                 XCTAssertEqual(try tok.decodeText(ids), c["decoded"] as! String, label)
+                if let expected = c["pretokens"] as? [String] {
+                    XCTAssertEqual(pretokens(tok, text), expected, "pre-tokens of \(label)")
+                }
             }
         }
     }
@@ -119,6 +122,27 @@ final class TokenizerTests: XCTestCase {
                 let k = firstDifference(back, nfc)
                 XCTFail("\(name): decode(encode(text)) differs from NFC(text) at byte \(k)")
             }
+        }
+    }
+
+    /// Our pre-tokens of NFC(text) as byte-level strings (as HF's pre_tokenize_str shows them).
+    func pretokens(_ tok: Tokenizer, _ text: String) -> [String] {
+        let norm = Array((tok.normalizeNFC ? text.precomposedStringWithCanonicalMapping : text).utf8)
+        var ends = [Int]()
+        norm.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress, b.count > 0 else { return }
+            switch tok.preTokenizer {
+            case .qwen2:
+                var i = 0
+                while i < b.count { i = Qwen2Scanner.next(base, i, b.count); ends.append(i) }
+            case .regex(let re, _): Patterns.split(re, base, b.count, into: &ends)
+            case .none: ends = [b.count]
+            }
+        }
+        var start = 0
+        return ends.map { e in
+            defer { start = e }
+            return String(String.UnicodeScalarView(norm[start..<e].map { Unicode.Scalar(ByteLevel.byteToScalar[Int($0)])! }))
         }
     }
 
@@ -158,6 +182,31 @@ final class TokenizerTests: XCTestCase {
                 Patterns.split(regex, b.baseAddress!, b.count, into: &theirs)
             }
             if ours != theirs { return XCTFail("\(String(reflecting: s)): scanner \(ours), regex \(theirs)") }
+        }
+    }
+
+    /// Edits of bpe1000-pairs' file (variants.json: normalizer null, Split of a String, ByteLevel
+    /// alone, a Sequence of NFC, no decoder) against HF's ids and decode.
+    func testOtherConfigurationsMatchHuggingFace() throws {
+        let dir = TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try Data(contentsOf: URL(fileURLWithPath: try Self.tokenizerFile("bpe1000-pairs")))
+        let p = Self.fixtures.appendingPathComponent("bpe1000-pairs/variants.json").path
+        guard let d = FileManager.default.contents(atPath: p),
+              let variants = try JSONSerialization.jsonObject(with: d) as? [[String: Any]], variants.count >= 5 else {
+            return XCTFail("missing or malformed fixture \(p)")
+        }
+        for (k, v) in variants.enumerated() {
+            let label = v["label"] as! String
+            var root = try JSONSerialization.jsonObject(with: source) as! [String: Any]
+            for (key, value) in v["edit"] as! [String: Any] { root[key] = value }
+            let file = dir.appendingPathComponent("variant\(k).json").path
+            try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: file))
+            let tok = try Tokenizer(file: file)
+            let texts = v["texts"] as! [String]
+            let ids = (v["ids"] as! [[Int]]).map { $0.map(Int32.init) }
+            XCTAssertEqual(try texts.map { try tok.encode($0) }, ids, label)
+            XCTAssertEqual(try ids.map { try tok.decodeText($0) }, v["decoded"] as! [String], label)
         }
     }
 
@@ -238,6 +287,7 @@ final class TokenizerTests: XCTestCase {
             ("truncated", source.prefix(source.count / 2), ["not valid JSON"]),
             ("empty", Data(), ["not valid JSON"]),
             ("not an object", Data("[1, 2]".utf8), ["top level"]),
+            ("nested 100000 deep", Data(String(repeating: "[", count: 100_000).utf8), ["not valid JSON"]),
             ("missing model", edited { $0["model"] = nil }, ["missing field model"]),
             ("vocab wrong type", model { $0["vocab"] = ["a", "b"] }, ["model.vocab", "not an object"]),
             ("vocab id wrong type", model { var v = $0["vocab"] as! [String: Any]; v["a"] = "seven"; $0["vocab"] = v }, ["model.vocab[\"a\"]", "not an integer"]),
