@@ -149,10 +149,6 @@ final class ByteStringTable {
         }
     }
 
-    func ids(at offset: Int, count n: Int) -> UnsafeBufferPointer<Int32> {
-        valueIds.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[offset..<offset + n]) }
-    }
-
     @inline(__always) func withIds<R>(_ offset: Int, _ n: Int, _ body: (UnsafeBufferPointer<Int32>) -> R) -> R {
         valueIds.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[offset..<offset + n])) }
     }

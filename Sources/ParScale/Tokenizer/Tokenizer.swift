@@ -384,16 +384,33 @@ public final class Tokenizer: @unchecked Sendable {
         var results = [[Int32]](repeating: [], count: jobs)
         results.withUnsafeMutableBufferPointer { res in
             let res = res
-            DispatchQueue.concurrentPerform(iterations: jobs) { j in
-                let w = takeWorker()
+            runJobs(jobs, threads: threads) { j, w in
                 var out = [Int32]()
                 out.reserveCapacity((cuts[j + 1] - cuts[j]) / 3 + 16)
                 encodeRange(p, cuts[j], cuts[j + 1], w, &out)
                 res[j] = out
-                returnWorker(w)
             }
         }
         return Array(results.joined())
+    }
+
+    /// Runs jobs 0..<jobs on at most `threads` threads (concurrentPerform alone would use every
+    /// core), each thread with its own BPE worker, taking the next job as it finishes one.
+    private func runJobs(_ jobs: Int, threads: Int, _ body: (Int, BPEWorker) -> Void) {
+        final class Counter { var next = 0; let lock = NSLock() }
+        let counter = Counter()
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, jobs))) { _ in
+            let w = takeWorker()
+            defer { returnWorker(w) }
+            while true {
+                counter.lock.lock()
+                let j = counter.next
+                counter.next += 1
+                counter.lock.unlock()
+                if j >= jobs { return }
+                body(j, w)
+            }
+        }
     }
 
     /// General pre-tokenizer: NFC and the regex split sequentially (into one buffer of pieces),
@@ -402,7 +419,6 @@ public final class Tokenizer: @unchecked Sendable {
         var text = [UInt8]()
         text.reserveCapacity(n + n / 8)
         var items = [Int]()        // >= 0: end of a piece in `text`; < 0: -(added id) - 1
-        let w = takeWorker()
         var pos = 0
         func addText(_ q: UnsafePointer<UInt8>, _ m: Int) {
             var norm = [UInt8]()
@@ -426,7 +442,6 @@ public final class Tokenizer: @unchecked Sendable {
                 pos = n
             }
         }
-        returnWorker(w)
         // Jobs of about `target` bytes of pieces.
         var jobStarts = [0]            // item index
         var byteStarts = [0]           // text offset at the job's first item
@@ -442,8 +457,7 @@ public final class Tokenizer: @unchecked Sendable {
         text.withUnsafeBufferPointer { tb in
             results.withUnsafeMutableBufferPointer { res in
                 let res = res
-                DispatchQueue.concurrentPerform(iterations: jobs) { j in
-                    let w = takeWorker()
+                runJobs(jobs, threads: threads) { j, w in
                     var out = [Int32]()
                     var start = byteStarts[j]
                     for k in jobStarts[j]..<jobStarts[j + 1] {
@@ -453,7 +467,6 @@ public final class Tokenizer: @unchecked Sendable {
                         start = v
                     }
                     res[j] = out
-                    returnWorker(w)
                 }
             }
         }
