@@ -50,6 +50,8 @@ public protocol Backend: AnyObject {
     /// The largest tensor one op can take, in bytes (a GPU's binding range), or nil for no limit.
     var maxTensorBytes: Int? { get }
 
+    // MARK: forward
+
     /// out[i, :] = table[ids[i], :]
     func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int)
     /// out = [x; x; ...] `times` copies, stacked (replica-major streams).

@@ -49,7 +49,7 @@ public struct ParameterGroup: Equatable, Sendable {
     public static func groups(
         _ layout: ParameterLayout, parscaleLRScale: Double, freezeBackbone: Bool = false, freezePrefixes: Bool = false
     ) -> [ParameterGroup] {
-        // Runs of adjacent tensors with the same settings, each with its tensors.
+        // Runs of consecutive tensors (adjacent in the flat buffer) with the same settings.
         var runs: [(decay: Bool, lrScale: Double, trainable: Bool, tensors: [ParameterTensor])] = []
         for e in layout.entries {
             let isPrefix = e.name.hasSuffix("prefix_k") || e.name.hasSuffix("prefix_v")
