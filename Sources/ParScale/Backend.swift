@@ -37,9 +37,10 @@ public struct AttentionShape: Sendable, Equatable {
     public var qkvStride: Int { (heads + 2 * kvHeads) * headDim }
 }
 
-/// The forward ops the model is written in: enough for inference. One implementation per
-/// backend; the model's forward is a sequence of these calls over flat float buffers.
-public protocol InferenceBackend: AnyObject {
+/// The ops the model is written in, one implementation per backend (CPU, Vulkan): the forward
+/// ops, each one's backward, and the optimizer's. The model's forward is a sequence of these calls
+/// over flat float buffers, its backward the same calls in reverse.
+public protocol Backend: AnyObject {
     var name: String { get }
     func allocate(_ count: Int) -> Tensor  // zero-filled
     func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor)
@@ -48,6 +49,8 @@ public protocol InferenceBackend: AnyObject {
     func synchronize()
     /// The largest tensor one op can take, in bytes (a GPU's binding range), or nil for no limit.
     var maxTensorBytes: Int? { get }
+
+    // MARK: forward
 
     /// out[i, :] = table[ids[i], :]
     func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int)
@@ -80,15 +83,6 @@ public protocol InferenceBackend: AnyObject {
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float)
 
-}
-
-extension InferenceBackend {
-    public var maxTensorBytes: Int? { nil }
-}
-
-/// A backend that also trains: the backward ops (each the gradient of the forward op of the same
-/// name) and the optimizer's.
-public protocol Backend: InferenceBackend {
     // MARK: backward (each the gradient of the forward op of the same name; parameter
     // gradients are ADDED to, llm.c style, so tied and shared tensors just work)
 
@@ -124,6 +118,10 @@ public protocol Backend: InferenceBackend {
     func fill(_ x: Tensor, value: Float)
     func sumOfSquares(_ x: Tensor) -> Double
     func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings)
+}
+
+extension Backend {
+    public var maxTensorBytes: Int? { nil }
 }
 
 /// A byte count for messages: B, KiB, MiB or GiB.

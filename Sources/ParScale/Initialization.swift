@@ -38,7 +38,7 @@ public enum Initializer {
         var rng = SeededGenerator(seed: options.seed)
         let std = layout.config.initializerRange
         for entry in layout.entries {
-            let region = UnsafeMutableBufferPointer(rebasing: params[entry.offset..<entry.offset + entry.count])
+            let region = UnsafeMutableBufferPointer(rebasing: params[entry.range])
             let name = entry.name
             if name.hasSuffix("layernorm.weight") || name == "model.norm.weight" {
                 region.update(repeating: 1)
@@ -54,7 +54,7 @@ public enum Initializer {
 
 extension ParScaleModel {
     /// A newly initialised model (see `Initializer`) on `backend`.
-    public static func initialized(_ config: ModelConfig, backend: InferenceBackend, options: InitOptions) -> ParScaleModel {
+    public static func initialized(_ config: ModelConfig, backend: Backend, options: InitOptions) -> ParScaleModel {
         let layout = ParameterLayout(config)
         var host = [Float](repeating: 0, count: layout.totalCount)
         host.withUnsafeMutableBufferPointer { Initializer.initialize(layout, into: $0, options: options) }

@@ -27,13 +27,13 @@ public struct ModelError: Error, CustomStringConvertible {
 public final class ParScaleModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
-    public let backend: InferenceBackend
+    public let backend: Backend
     /// All parameters, one flat buffer in `layout` order.
     public let parameters: Tensor
     private var inference: Activations?
     var training: TrainingWorkspace?
 
-    public init(config: ModelConfig, backend: InferenceBackend, parameters: Tensor) {
+    public init(config: ModelConfig, backend: Backend, parameters: Tensor) {
         precondition(parameters.count == ParameterLayout(config).totalCount)
         self.config = config
         self.layout = ParameterLayout(config)
@@ -41,8 +41,8 @@ public final class ParScaleModel {
         self.parameters = parameters
     }
 
-    /// The view of one named parameter region.
-    func param(_ offset: Int, _ count: Int) -> Tensor { parameters.slice(offset, count) }
+    /// The view of one parameter tensor (see `ParameterLayout`).
+    public func parameter(_ tensor: ParameterTensor) -> Tensor { parameters.slice(tensor) }
 
     public func makeCache(batch: Int, capacity: Int) -> KVCache {
         let c = config, R = c.streams * batch
@@ -51,10 +51,9 @@ public final class ParScaleModel {
         var keys: [Tensor] = [], values: [Tensor] = []
         for layer in layout.layers {
             let k = backend.allocate(perLayer), v = backend.allocate(perLayer)
-            if c.streams > 1 {
-                let prefixCount = c.streams * c.numKeyValueHeads * c.prefixTokens * c.headDim
-                backend.fillPrefix(prefix: param(layer.prefixK, prefixCount), cache: k, streams: c.streams, batch: batch, shape: shape)
-                backend.fillPrefix(prefix: param(layer.prefixV, prefixCount), cache: v, streams: c.streams, batch: batch, shape: shape)
+            if let prefixK = layer.prefixK, let prefixV = layer.prefixV {
+                backend.fillPrefix(prefix: parameter(prefixK), cache: k, streams: c.streams, batch: batch, shape: shape)
+                backend.fillPrefix(prefix: parameter(prefixV), cache: v, streams: c.streams, batch: batch, shape: shape)
             }
             keys.append(k)
             values.append(v)
@@ -103,7 +102,7 @@ public final class ParScaleModel {
         }
         let logits = acts.logits.slice(0, outRows * V)
         backend.linear(
-            headInput, weight: param(layout.head, V * H), bias: nil, out: logits, rows: outRows, inDim: H,
+            headInput, weight: parameter(layout.head), bias: nil, out: logits, rows: outRows, inDim: H,
             outDim: V, accumulate: false)
         cache.length += S
         var result = [Float](repeating: 0, count: outRows * V)
@@ -146,28 +145,28 @@ public final class ParScaleModel {
         ids: [Int32], batch B: Int, sequence S: Int, cache: KVCache, acts: Activations, training: Bool,
         observer: Observer?
     ) -> Tensor {
-        let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
+        let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
         let rows = P * B * S, n = B * S
         let shape = attentionShape(batch: B, newTokens: S, startPosition: cache.length, capacity: cache.capacity)
         let eps = Float(c.rmsNormEps)
-        if training && P > 1 {
-            let prefixCount = P * c.numKeyValueHeads * c.prefixTokens * hd
+        if training {
             for (i, layer) in layout.layers.enumerated() {
-                backend.fillPrefix(prefix: param(layer.prefixK, prefixCount), cache: cache.keys[i], streams: P, batch: B, shape: shape)
-                backend.fillPrefix(prefix: param(layer.prefixV, prefixCount), cache: cache.values[i], streams: P, batch: B, shape: shape)
+                guard let prefixK = layer.prefixK, let prefixV = layer.prefixV else { continue }
+                backend.fillPrefix(prefix: parameter(prefixK), cache: cache.keys[i], streams: P, batch: B, shape: shape)
+                backend.fillPrefix(prefix: parameter(prefixV), cache: cache.values[i], streams: P, batch: B, shape: shape)
             }
         }
         // 1. Embed once, copy for every stream (replica-major: row r*B + b).
-        backend.embed(ids: ids, table: param(layout.embedding, V * H), out: acts.embedded, dim: H)
+        backend.embed(ids: ids, table: parameter(layout.embedding), out: acts.embedded, dim: H)
         backend.repeatRows(acts.embedded, times: P, out: acts.layers[0].xIn)
         for (i, layer) in layout.layers.enumerated() {
             let a = acts.layers[i]
             observer?("hidden_states.\(i)", a.xIn)
             // 2-4. Attention with the stream's prefix KV, RoPE on real tokens only, GQA.
-            backend.rmsNorm(a.xIn, weight: param(layer.inputNorm, H), out: a.h1, rows: rows, dim: H, eps: eps)
+            backend.rmsNorm(a.xIn, weight: parameter(layer.inputNorm), out: a.h1, rows: rows, dim: H, eps: eps)
             backend.linear(
-                a.h1, weight: param(layer.qkvWeight, shape.qkvStride * H), bias: param(layer.qkvBias, shape.qkvStride),
+                a.h1, weight: parameter(layer.qkvWeight), bias: parameter(layer.qkvBias),
                 out: a.qkv, rows: rows, inDim: H, outDim: shape.qkvStride, accumulate: false)
             backend.rope(qkv: a.qkv, shape: shape, theta: Float(c.ropeTheta))
             backend.storeKV(qkv: a.qkv, keys: cache.keys[i], values: cache.values[i], shape: shape)
@@ -176,34 +175,34 @@ public final class ParScaleModel {
                 logSumExp: training ? a.logSumExp : nil, shape: shape)
             copyIfDistinct(a.xIn, to: a.xMid)
             backend.linear(
-                a.attn, weight: param(layer.oWeight, H * NH * hd), bias: nil, out: a.xMid, rows: rows,
+                a.attn, weight: parameter(layer.oWeight), bias: nil, out: a.xMid, rows: rows,
                 inDim: NH * hd, outDim: H, accumulate: true)
             // 5. SwiGLU MLP; the residual is added by accumulating the down projection.
-            backend.rmsNorm(a.xMid, weight: param(layer.postNorm, H), out: a.h2, rows: rows, dim: H, eps: eps)
+            backend.rmsNorm(a.xMid, weight: parameter(layer.postNorm), out: a.h2, rows: rows, dim: H, eps: eps)
             backend.linear(
-                a.h2, weight: param(layer.gateUpWeight, 2 * I * H), bias: nil, out: a.gateUp, rows: rows,
+                a.h2, weight: parameter(layer.gateUpWeight), bias: nil, out: a.gateUp, rows: rows,
                 inDim: H, outDim: 2 * I, accumulate: false)
             backend.swiglu(a.gateUp, out: a.act, rows: rows, dim: I)
             copyIfDistinct(a.xMid, to: a.xOut)
             backend.linear(
-                a.act, weight: param(layer.downWeight, H * I), bias: nil, out: a.xOut, rows: rows, inDim: I,
+                a.act, weight: parameter(layer.downWeight), bias: nil, out: a.xOut, rows: rows, inDim: I,
                 outDim: H, accumulate: true)
         }
         // 6. Final norm on every stream.
         let normed = acts.finalNormed
-        backend.rmsNorm(acts.layers[L - 1].xOut, weight: param(layout.finalNorm, H), out: normed, rows: rows, dim: H, eps: eps)
+        backend.rmsNorm(acts.layers[L - 1].xOut, weight: parameter(layout.finalNorm), out: normed, rows: rows, dim: H, eps: eps)
         // 7. Aggregation of the P streams.
-        guard P > 1 else {
+        guard let aggregator = layout.aggregator else {
             observer?("hidden_states.\(L)", normed)
             return normed
         }
         backend.interleaveStreams(normed, out: acts.feat, streams: P, rowsPerStream: n, dim: H)
         backend.linear(
-            acts.feat, weight: param(layout.aggregator0Weight, H * P * H), bias: param(layout.aggregator0Bias, H),
+            acts.feat, weight: parameter(aggregator.layer0Weight), bias: parameter(aggregator.layer0Bias),
             out: acts.aggPre, rows: n, inDim: P * H, outDim: H, accumulate: false)
         backend.silu(acts.aggPre, out: acts.aggAct)
         backend.linear(
-            acts.aggAct, weight: param(layout.aggregator2Weight, P * H), bias: param(layout.aggregator2Bias, P),
+            acts.aggAct, weight: parameter(aggregator.layer2Weight), bias: parameter(aggregator.layer2Bias),
             out: acts.aggLogits, rows: n, inDim: H, outDim: P, accumulate: false)
         observer?("agg_logits", acts.aggLogits)
         backend.mixStreams(
@@ -228,7 +227,7 @@ public final class ParScaleModel {
 
         /// `keepEveryLayer`: training (distinct buffers per layer, residual stream kept per layer);
         /// otherwise one set serves every layer and the residual stream is updated in place.
-        init(config c: ModelConfig, backend: InferenceBackend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
+        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
             self.rows = rows
             self.sequenceRows = n
             self.outRows = outRows

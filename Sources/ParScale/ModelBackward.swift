@@ -38,9 +38,6 @@ final class TrainingWorkspace {
 }
 
 extension ParScaleModel {
-    /// The backend as a training backend, when it is one.
-    public var trainingBackend: Backend? { backend as? Backend }
-
     /// Forward and backward of next-token cross-entropy on B sequences of S tokens
     /// (`inputs`, `targets`: B*S ids each, row-major). ADDS `gradScale` times the gradient of the
     /// mean loss to `gradients` (same layout as `parameters`) and returns the mean loss.
@@ -57,9 +54,6 @@ extension ParScaleModel {
         try checkVocabulary(inputs)
         try checkVocabulary(targets)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
-        guard let backend = trainingBackend else {
-            throw ModelError("the \(self.backend.name) backend runs inference only; train with --backend cpu")
-        }
         let w: TrainingWorkspace
         if let t = training, t.batch == B, t.sequence == S {
             w = t
@@ -71,83 +65,83 @@ extension ParScaleModel {
         let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
         let n = B * S, rows = P * n, eps = Float(c.rmsNormEps)
         let acts = w.acts
-        func grad(_ offset: Int, _ count: Int) -> Tensor { g.slice(offset, count) }
-        func backboneGrad(_ offset: Int, _ count: Int) -> Tensor? { trainBackbone ? g.slice(offset, count) : nil }
+        // The gradient of a ParScale tensor, and of a backbone tensor (nil when it is frozen).
+        func grad(_ tensor: ParameterTensor) -> Tensor { g.slice(tensor) }
+        func backboneGrad(_ tensor: ParameterTensor) -> Tensor? { trainBackbone ? g.slice(tensor) : nil }
 
         w.cache.length = 0
         let y = runForward(ids: inputs, batch: B, sequence: S, cache: w.cache, acts: acts, training: true, observer: nil)
         let shape = attentionShape(batch: B, newTokens: S, startPosition: 0, capacity: S)
         let logits = acts.logits.slice(0, n * V)
-        backend.linear(y, weight: param(layout.head, V * H), bias: nil, out: logits, rows: n, inDim: H, outDim: V, accumulate: false)
+        backend.linear(y, weight: parameter(layout.head), bias: nil, out: logits, rows: n, inDim: H, outDim: V, accumulate: false)
         backend.crossEntropy(logits: logits, targets: targets, losses: w.losses, rows: n, vocab: V, gradScale: gradScale / Float(n))
         let dLogits = logits
 
         // 8. Head.
         backend.linearBackward(
-            dOut: dLogits, input: y, weight: param(layout.head, V * H), dInput: w.dY, accumulateInput: false,
-            dWeight: backboneGrad(layout.head, V * H), dBias: nil, rows: n, inDim: H, outDim: V)
+            dOut: dLogits, input: y, weight: parameter(layout.head), dInput: w.dY, accumulateInput: false,
+            dWeight: backboneGrad(layout.head), dBias: nil, rows: n, inDim: H, outDim: V)
         // 7. Aggregation.
         var dNormed = w.dY
-        if P > 1 {
+        if let aggregator = layout.aggregator {
             dNormed = w.dNormed
             backend.mixStreamsBackward(
                 dOut: w.dY, y: acts.finalNormed, weights: acts.aggWeights, dY: dNormed, dLogits: w.dAggLogits,
                 streams: P, rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
             backend.linearBackward(
-                dOut: w.dAggLogits, input: acts.aggAct, weight: param(layout.aggregator2Weight, P * H),
-                dInput: w.dAggAct, accumulateInput: false, dWeight: grad(layout.aggregator2Weight, P * H),
-                dBias: grad(layout.aggregator2Bias, P), rows: n, inDim: H, outDim: P)
+                dOut: w.dAggLogits, input: acts.aggAct, weight: parameter(aggregator.layer2Weight),
+                dInput: w.dAggAct, accumulateInput: false, dWeight: grad(aggregator.layer2Weight),
+                dBias: grad(aggregator.layer2Bias), rows: n, inDim: H, outDim: P)
             backend.siluBackward(dOut: w.dAggAct, input: acts.aggPre, dInput: w.dAggPre)
             backend.linearBackward(
-                dOut: w.dAggPre, input: acts.feat, weight: param(layout.aggregator0Weight, H * P * H),
-                dInput: w.dFeat, accumulateInput: false, dWeight: grad(layout.aggregator0Weight, H * P * H),
-                dBias: grad(layout.aggregator0Bias, H), rows: n, inDim: P * H, outDim: H)
+                dOut: w.dAggPre, input: acts.feat, weight: parameter(aggregator.layer0Weight),
+                dInput: w.dFeat, accumulateInput: false, dWeight: grad(aggregator.layer0Weight),
+                dBias: grad(aggregator.layer0Bias), rows: n, inDim: P * H, outDim: H)
             backend.interleaveStreamsBackward(dFeat: w.dFeat, dY: dNormed, streams: P, rowsPerStream: n, dim: H)
         }
         // 6. Final norm.
         backend.rmsNormBackward(
-            dOut: dNormed, input: acts.layers[L - 1].xOut, weight: param(layout.finalNorm, H), dInput: w.dResidual,
-            accumulateInput: false, dWeight: backboneGrad(layout.finalNorm, H), rows: rows, dim: H, eps: eps)
+            dOut: dNormed, input: acts.layers[L - 1].xOut, weight: parameter(layout.finalNorm), dInput: w.dResidual,
+            accumulateInput: false, dWeight: backboneGrad(layout.finalNorm), rows: rows, dim: H, eps: eps)
         // 5-2. Layers in reverse; dResidual carries the gradient of the residual stream.
         for (i, layer) in layout.layers.enumerated().reversed() {
             let a = acts.layers[i]
             backend.linearBackward(
-                dOut: w.dResidual, input: a.act, weight: param(layer.downWeight, H * I), dInput: w.dAct,
-                accumulateInput: false, dWeight: backboneGrad(layer.downWeight, H * I), dBias: nil, rows: rows, inDim: I, outDim: H)
+                dOut: w.dResidual, input: a.act, weight: parameter(layer.downWeight), dInput: w.dAct,
+                accumulateInput: false, dWeight: backboneGrad(layer.downWeight), dBias: nil, rows: rows, inDim: I, outDim: H)
             backend.swigluBackward(dOut: w.dAct, gateUp: a.gateUp, dGateUp: w.dGateUp, rows: rows, dim: I)
             backend.linearBackward(
-                dOut: w.dGateUp, input: a.h2, weight: param(layer.gateUpWeight, 2 * I * H), dInput: w.dH,
-                accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight, 2 * I * H), dBias: nil, rows: rows,
+                dOut: w.dGateUp, input: a.h2, weight: parameter(layer.gateUpWeight), dInput: w.dH,
+                accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight), dBias: nil, rows: rows,
                 inDim: H, outDim: 2 * I)
             backend.rmsNormBackward(
-                dOut: w.dH, input: a.xMid, weight: param(layer.postNorm, H), dInput: w.dResidual, accumulateInput: true,
-                dWeight: backboneGrad(layer.postNorm, H), rows: rows, dim: H, eps: eps)
+                dOut: w.dH, input: a.xMid, weight: parameter(layer.postNorm), dInput: w.dResidual, accumulateInput: true,
+                dWeight: backboneGrad(layer.postNorm), rows: rows, dim: H, eps: eps)
             backend.linearBackward(
-                dOut: w.dResidual, input: a.attn, weight: param(layer.oWeight, H * NH * hd), dInput: w.dAttn,
-                accumulateInput: false, dWeight: backboneGrad(layer.oWeight, H * NH * hd), dBias: nil, rows: rows,
+                dOut: w.dResidual, input: a.attn, weight: parameter(layer.oWeight), dInput: w.dAttn,
+                accumulateInput: false, dWeight: backboneGrad(layer.oWeight), dBias: nil, rows: rows,
                 inDim: NH * hd, outDim: H)
             backend.attentionBackward(
                 dOut: w.dAttn, out: a.attn, qkv: a.qkv, keys: w.cache.keys[i], values: w.cache.values[i],
                 logSumExp: a.logSumExp, dQKV: w.dQKV, dKeys: w.dKeys, dValues: w.dValues, shape: shape)
             backend.storeKVBackward(dKeys: w.dKeys, dValues: w.dValues, dQKV: w.dQKV, shape: shape)
-            if P > 1 {
-                let prefixCount = P * c.numKeyValueHeads * c.prefixTokens * hd
-                backend.fillPrefixBackward(dCache: w.dKeys, dPrefix: grad(layer.prefixK, prefixCount), streams: P, batch: B, shape: shape)
-                backend.fillPrefixBackward(dCache: w.dValues, dPrefix: grad(layer.prefixV, prefixCount), streams: P, batch: B, shape: shape)
+            if let prefixK = layer.prefixK, let prefixV = layer.prefixV {
+                backend.fillPrefixBackward(dCache: w.dKeys, dPrefix: grad(prefixK), streams: P, batch: B, shape: shape)
+                backend.fillPrefixBackward(dCache: w.dValues, dPrefix: grad(prefixV), streams: P, batch: B, shape: shape)
             }
             backend.ropeBackward(dQKV: w.dQKV, shape: shape, theta: Float(c.ropeTheta))
             backend.linearBackward(
-                dOut: w.dQKV, input: a.h1, weight: param(layer.qkvWeight, shape.qkvStride * H), dInput: w.dH,
-                accumulateInput: false, dWeight: backboneGrad(layer.qkvWeight, shape.qkvStride * H),
-                dBias: backboneGrad(layer.qkvBias, shape.qkvStride), rows: rows, inDim: H, outDim: shape.qkvStride)
+                dOut: w.dQKV, input: a.h1, weight: parameter(layer.qkvWeight), dInput: w.dH,
+                accumulateInput: false, dWeight: backboneGrad(layer.qkvWeight),
+                dBias: backboneGrad(layer.qkvBias), rows: rows, inDim: H, outDim: shape.qkvStride)
             backend.rmsNormBackward(
-                dOut: w.dH, input: a.xIn, weight: param(layer.inputNorm, H), dInput: w.dResidual, accumulateInput: true,
-                dWeight: backboneGrad(layer.inputNorm, H), rows: rows, dim: H, eps: eps)
+                dOut: w.dH, input: a.xIn, weight: parameter(layer.inputNorm), dInput: w.dResidual, accumulateInput: true,
+                dWeight: backboneGrad(layer.inputNorm), rows: rows, dim: H, eps: eps)
         }
         // 1. Embedding (the P copies' gradients summed; tied heads add to the same rows).
         if trainBackbone {
             backend.sumStreams(w.dResidual, streams: P, out: w.dEmbedded)
-            backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding, V * H), dim: H)
+            backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding), dim: H)
         }
 
         var losses = [Float](repeating: 0, count: n)

@@ -70,7 +70,7 @@ public enum CostModel {
             state = state &* 1_664_525 &+ 1_013_904_223
             p[i] = (Float(state >> 9) / 8_388_608 - 0.5) * 0.04
         }
-        for e in layout.entries where e.name.hasSuffix("norm.weight") { (p + e.offset).update(repeating: 1, count: e.count) }
+        for e in layout.entries where e.name.hasSuffix("norm.weight") { backend.fill(parameters.slice(e), value: 1) }
         let model = ParScaleModel(config: config, backend: backend, parameters: parameters)
         let ids = (0..<batch).map { b in (0..<prompt).map { Int32(($0 * 31 + b * 7) % config.vocabSize) } }
         let V = config.vocabSize

@@ -33,8 +33,10 @@ public struct OptimizerOptions: Codable, Equatable, Sendable {
 
 /// A run of parameters that share AdamW settings.
 public struct ParameterGroup: Equatable, Sendable {
-    public let offset: Int
-    public let count: Int
+    /// The group's tensors, adjacent in the layout, as one view.
+    public let tensors: ParameterTensor
+    public var offset: Int { tensors.offset }
+    public var count: Int { tensors.count }
     public let decay: Bool
     public let lrScale: Double
     public let trainable: Bool
@@ -47,23 +49,26 @@ public struct ParameterGroup: Equatable, Sendable {
     public static func groups(
         _ layout: ParameterLayout, parscaleLRScale: Double, freezeBackbone: Bool = false, freezePrefixes: Bool = false
     ) -> [ParameterGroup] {
-        var groups: [ParameterGroup] = []
+        // Runs of consecutive tensors (adjacent in the flat buffer) with the same settings.
+        var runs: [(decay: Bool, lrScale: Double, trainable: Bool, tensors: [ParameterTensor])] = []
         for e in layout.entries {
             let isPrefix = e.name.hasSuffix("prefix_k") || e.name.hasSuffix("prefix_v")
             let parscale = ParameterLayout.isParScaleOnly(e.name)
             let decay = e.shape.count == 2 && !isPrefix
             let scale = parscale ? parscaleLRScale : 1
             let trainable = (parscale || !freezeBackbone) && !(isPrefix && freezePrefixes)
-            if let last = groups.last, last.decay == decay, last.lrScale == scale, last.trainable == trainable,
-                last.offset + last.count == e.offset
-            {
-                groups[groups.count - 1] = ParameterGroup(
-                    offset: last.offset, count: last.count + e.count, decay: decay, lrScale: scale, trainable: trainable)
+            if let last = runs.last, last.decay == decay, last.lrScale == scale, last.trainable == trainable {
+                runs[runs.count - 1].tensors.append(e)
             } else {
-                groups.append(ParameterGroup(offset: e.offset, count: e.count, decay: decay, lrScale: scale, trainable: trainable))
+                runs.append((decay, scale, trainable, [e]))
             }
         }
-        return groups
+        return runs.map { run in
+            let first = run.tensors[0].name, last = run.tensors[run.tensors.count - 1].name
+            return ParameterGroup(
+                tensors: .stacked(run.tensors, name: first == last ? first : "\(first) ... \(last)"),
+                decay: run.decay, lrScale: run.lrScale, trainable: run.trainable)
+        }
     }
 }
 
@@ -76,10 +81,9 @@ public final class AdamW {
     public private(set) var step = 0
     let backend: Backend
 
-    /// `model` must be on a training backend (see `ParScaleModel.trainingBackend`).
     public init(model: ParScaleModel, options: OptimizerOptions, freezeBackbone: Bool = false, freezePrefixes: Bool = false) {
         self.options = options
-        backend = model.trainingBackend!
+        backend = model.backend
         groups = ParameterGroup.groups(
             model.layout, parscaleLRScale: options.parscaleLRScale, freezeBackbone: freezeBackbone,
             freezePrefixes: freezePrefixes)
@@ -93,7 +97,7 @@ public final class AdamW {
     @discardableResult
     public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double, extraSquaredNorm: Double = 0) -> Double {
         let norm = groups.filter(\.trainable).reduce(extraSquaredNorm) {
-            $0 + backend.sumOfSquares(gradients.slice($1.offset, $1.count))
+            $0 + backend.sumOfSquares(gradients.slice($1.tensors))
         }.squareRoot()
         guard norm.isFinite else { return norm }
         let clip = options.clipScale(norm: norm)
@@ -104,8 +108,8 @@ public final class AdamW {
                 epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step,
                 gradScale: Float(clip))
             backend.adamw(
-                params: model.parameters.slice(g.offset, g.count), grads: gradients.slice(g.offset, g.count),
-                m: m.slice(g.offset, g.count), v: v.slice(g.offset, g.count), settings: settings)
+                params: model.parameters.slice(g.tensors), grads: gradients.slice(g.tensors),
+                m: m.slice(g.tensors), v: v.slice(g.tensors), settings: settings)
         }
         return norm
     }

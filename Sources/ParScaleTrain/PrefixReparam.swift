@@ -17,9 +17,9 @@ public final class PrefixReparam {
     public let vectorSize: Int  // d: length of e[r]
     public let hiddenSize: Int  // m: the MLP's hidden width
     public let outputSize: Int  // O: one stream's prefixes over all layers, keys then values per layer
-    /// Offset and length, in the model's parameters, of stream 0's block of each prefix tensor,
-    /// in output order (layer 0 keys, layer 0 values, layer 1 keys, ...); stream r is r*length further.
-    let blocks: [(offset: Int, length: Int)]
+    /// The model's prefix tensors [P, KVH, T, hd] in output order (layer 0 keys, layer 0 values,
+    /// layer 1 keys, ...); `block[r]` is stream r's part of one.
+    let blocks: [ParameterTensor]
 
     // All trainable tensors in one flat CPU buffer: e [P, d], W1 [m, d], b1 [m], W2 [O, m], b2 [O].
     let cpu = CPUBackend()
@@ -40,9 +40,8 @@ public final class PrefixReparam {
         streams = c.streams
         self.hiddenSize = hiddenSize
         self.vectorSize = vectorSize ?? hiddenSize
-        let length = c.numKeyValueHeads * c.parscaleNTokens * c.headDim
-        blocks = layout.layers.flatMap { [($0.prefixK, length), ($0.prefixV, length)] }
-        outputSize = blocks.count * length
+        blocks = layout.layers.flatMap { [$0.prefixK, $0.prefixV].compactMap { $0 } }
+        outputSize = blocks.reduce(0) { $0 + $1[0].count }
         let total = streams * self.vectorSize + hiddenSize * (self.vectorSize + 1) + outputSize * (hiddenSize + 1)
         (parameters, gradients, m, v) = (cpu.allocate(total), cpu.allocate(total), cpu.allocate(total), cpu.allocate(total))
         base = Self.read(blocks: blocks, streams: streams, from: model.parameters, backend: model.backend)
@@ -84,19 +83,21 @@ public final class PrefixReparam {
     /// Writes the current prefixes into the model's prefix tensors.
     public func fold(into model: ParScaleModel) {
         let values = prefixes()
-        for (b, block) in blocks.enumerated() {
+        var column = 0
+        for block in blocks {
             for r in 0..<streams {
-                let start = r * outputSize + b * block.length
-                values[start..<start + block.length].withUnsafeBufferPointer {
-                    model.backend.upload($0, to: model.parameters.slice(block.offset + r * block.length, block.length))
+                let part = block[r], start = r * outputSize + column
+                values[start..<start + part.count].withUnsafeBufferPointer {
+                    model.backend.upload($0, to: model.parameters.slice(part))
                 }
             }
+            column += block[0].count
         }
     }
 
     /// The MLP's gradients from the model's prefix gradients (in `modelGradients`, the model's
     /// layout), overwriting earlier ones. Returns their sum of squares, for the global norm.
-    public func backward(modelGradients: Tensor, backend: InferenceBackend) -> Double {
+    public func backward(modelGradients: Tensor, backend: Backend) -> Double {
         let dOut = Self.read(blocks: blocks, streams: streams, from: modelGradients, backend: backend)
         let (h, _) = forward()
         let p = pointer(parameters), g = pointer(gradients)
@@ -179,17 +180,17 @@ public final class PrefixReparam {
     func pointer(_ t: Tensor) -> UnsafeMutablePointer<Float> { (t.buffer as! HostBuffer).pointer + t.offset }
 
     /// [P, O] from tensors in the model's layout (its parameters, or gradients).
-    static func read(blocks: [(offset: Int, length: Int)], streams: Int, from flat: Tensor, backend: InferenceBackend) -> [Float] {
-        let outputSize = blocks.reduce(0) { $0 + $1.length }
+    static func read(blocks: [ParameterTensor], streams: Int, from flat: Tensor, backend: Backend) -> [Float] {
+        let outputSize = blocks.reduce(0) { $0 + $1[0].count }
         var out = [Float](repeating: 0, count: streams * outputSize)
         var column = 0
         for block in blocks {
             for r in 0..<streams {
-                var part = [Float](repeating: 0, count: block.length)
-                part.withUnsafeMutableBufferPointer { backend.download(flat.slice(block.offset + r * block.length, block.length), into: $0) }
-                out.replaceSubrange(r * outputSize + column..<r * outputSize + column + block.length, with: part)
+                var part = [Float](repeating: 0, count: block[r].count)
+                part.withUnsafeMutableBufferPointer { backend.download(flat.slice(block[r]), into: $0) }
+                out.replaceSubrange(r * outputSize + column..<r * outputSize + column + part.count, with: part)
             }
-            column += block.length
+            column += block[0].count
         }
         return out
     }

@@ -52,7 +52,7 @@ public enum Recycler {
         sourceHost.withUnsafeMutableBufferPointer { source.backend.download(source.parameters, into: $0) }
         for e in layout.entries where !ParameterLayout.isParScaleOnly(e.name) {
             let from = source.layout.entry(e.name)!
-            host.replaceSubrange(e.offset..<e.offset + e.count, with: sourceHost[from.offset..<from.offset + from.count])
+            host.replaceSubrange(e.range, with: sourceHost[from.range])
         }
         if o.prefixInit == .data {
             try prefixesFromData(source: source, config: config, layout: layout, into: &host, data: data, corpus: corpus, seed: o.seed)
@@ -74,10 +74,12 @@ public enum Recycler {
         let cache = source.makeCache(batch: P, capacity: T)
         _ = try source.forward(tokens: spans, cache: cache, logits: .last)
         for (i, layer) in layout.layers.enumerated() {
-            for (offset, tensor) in [(layer.prefixK, cache.keys[i]), (layer.prefixV, cache.values[i])] {
-                var values = [Float](repeating: 0, count: tensor.count)
-                values.withUnsafeMutableBufferPointer { source.backend.download(tensor, into: $0) }
-                host.replaceSubrange(offset..<offset + values.count, with: values)
+            for (prefix, cached) in [(layer.prefixK, cache.keys[i]), (layer.prefixV, cache.values[i])] {
+                guard let prefix else { continue }
+                precondition(cached.count == prefix.count, "a P = 1 cache of batch P must have the prefix layout")
+                var values = [Float](repeating: 0, count: cached.count)
+                values.withUnsafeMutableBufferPointer { source.backend.download(cached, into: $0) }
+                host.replaceSubrange(prefix.range, with: values)
             }
         }
     }

@@ -206,10 +206,7 @@ public final class Trainer {
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
             throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
         }
-        guard let backend = model.trainingBackend else {
-            throw TrainingError("the \(model.backend.name) backend runs inference only; train on the CPU backend")
-        }
-        self.backend = backend
+        backend = model.backend
         self.runDirectory = runDirectory
         self.model = model
         self.state = state

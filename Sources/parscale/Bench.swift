@@ -112,14 +112,14 @@ func benchBackends(_ choice: BackendChoice) throws -> [Backend] {
 
 /// "cpu", "vulkan" (its defaults), or "vk-rows" / "vk-tiles": Vulkan with the few-rows matrix
 /// kernel forced on or off against the device's default.
-func benchKind(_ backend: InferenceBackend) -> String {
+func benchKind(_ backend: Backend) -> String {
     guard let vulkan = backend as? VulkanBackend else { return "cpu" }
     if vulkan.useFewRowsKernel == vulkan.device.info.isGPU { return "vulkan" }
     return vulkan.useFewRowsKernel ? "vk-rows" : "vk-tiles"
 }
 
 /// Why `config` cannot run on `backend` (a Vulkan device's limits), or nil.
-func benchLimitation(_ config: ModelConfig, _ backend: InferenceBackend) -> String? {
+func benchLimitation(_ config: ModelConfig, _ backend: Backend) -> String? {
     guard let vulkan = backend as? VulkanBackend else { return nil }
     return VulkanBackend.limitation(for: config, on: vulkan.device.info)
 }
@@ -176,7 +176,7 @@ struct BenchMatmul: ParsableCommand {
     }
 
     /// n x n x n products (one warm-up, then the median of a few), GFLOP/s.
-    func runSquare(_ sizes: [Int], _ backend: InferenceBackend) throws {
+    func runSquare(_ sizes: [Int], _ backend: Backend) throws {
         var results: [[String: Any]] = []
         if !json { print("matmul n x n x n, \(backend.name)\n     n        ms     GFLOP/s") }
         for n in sizes {

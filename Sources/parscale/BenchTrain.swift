@@ -74,7 +74,7 @@ struct BenchTrain: ParsableCommand {
                     var times: [Double] = []
                     for i in 0...steps {
                         let t0 = DispatchTime.now().uptimeNanoseconds
-                        model.trainingBackend!.fill(grads, value: 0)
+                        backend.fill(grads, value: 0)
                         _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
                         adam.update(model: model, gradients: grads, learningRate: 1e-3)
                         backend.synchronize()

@@ -8,7 +8,7 @@ import XCTest
 /// Training on the Vulkan backend (lavapipe) against the CPU backend: the same tiny model, seed and
 /// batches give the same losses step after step.
 final class VulkanTrainingTests: ValidatedVulkanTestCase {
-    func tinyModel(P: Int, backend: InferenceBackend, vocab: Int = 67) -> ParScaleModel {
+    func tinyModel(P: Int, backend: Backend, vocab: Int = 67) -> ParScaleModel {
         let config = ModelConfig(
             vocabSize: vocab, hiddenSize: 32, intermediateSize: 40, numHiddenLayers: 2, numAttentionHeads: 4,
             numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 2, parscaleAttnSmooth: 0.1)
@@ -85,7 +85,7 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
                 let inputs = rows.flatMap { $0.dropLast() }, targets = rows.flatMap { $0.dropFirst() }
                 var losses: [Double] = [], norms: [Double] = [], firstGradients: [[Float]] = []
                 for (model, adam, grads) in [(cpuModel, cpuAdam, cpuGrads), (vulkanModel, vulkanAdam, vulkanGrads)] {
-                    model.trainingBackend!.fill(grads, value: 0)
+                    model.backend.fill(grads, value: 0)
                     losses.append(try model.accumulateGradients(inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads))
                     if step == 1 { firstGradients.append(download(grads, model.backend)) }
                     norms.append(adam.update(model: model, gradients: grads, learningRate: 1e-2))
@@ -131,7 +131,7 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
         for name in a.names { assertClose(try b.floats(name), try a.floats(name), name, tolerance: 1e-3) }
     }
 
-    func download(_ tensor: Tensor, _ backend: InferenceBackend) -> [Float] {
+    func download(_ tensor: Tensor, _ backend: Backend) -> [Float] {
         var values = [Float](repeating: 0, count: tensor.count)
         values.withUnsafeMutableBufferPointer { backend.download(tensor, into: $0) }
         return values

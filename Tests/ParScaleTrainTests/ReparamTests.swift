@@ -20,8 +20,8 @@ extension TrainingTests {
         let modelGradients = model.backend.allocate(model.parameters.count)
         var c = [Float](repeating: 0, count: model.parameters.count)
         for layer in model.layout.layers {
-            for offset in [layer.prefixK, layer.prefixV] {
-                for i in 0..<(reparam.streams * reparam.blocks[0].length) { c[offset + i] = Float(rng.nextNormal()) }
+            for prefix in [layer.prefixK!, layer.prefixV!] {
+                for i in prefix.range { c[i] = Float(rng.nextNormal()) }
             }
         }
         c.withUnsafeBufferPointer { model.backend.upload($0, to: modelGradients) }

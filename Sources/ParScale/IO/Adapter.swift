@@ -19,7 +19,7 @@ public enum Adapter {
         }
         for e in model.layout.entries where !ParameterLayout.isParScaleOnly(e.name) {
             for byte in e.name.utf8 { mix(byte) }
-            for i in e.offset..<e.offset + e.count {
+            for i in e.range {
                 let bits = host[i].bitPattern
                 mix(UInt8(bits & 0xFF)); mix(UInt8(bits >> 8 & 0xFF)); mix(UInt8(bits >> 16 & 0xFF)); mix(UInt8(bits >> 24))
             }
@@ -37,7 +37,7 @@ public enum Adapter {
             let entries = model.layout.entries.filter { ParameterLayout.isParScaleOnly($0.name) }.map { e in
                 SafeTensorsWriter.Entry(
                     name: e.name, dtype: .F32, shape: e.shape,
-                    payload: .floats(UnsafeBufferPointer(rebasing: all[e.offset..<e.offset + e.count])))
+                    payload: .floats(UnsafeBufferPointer(rebasing: all[e.range])))
             }
             try SafeTensorsWriter.write(
                 entries,
@@ -83,11 +83,11 @@ public enum Adapter {
                     throw SafeTensorsError(file: path, tensor: e.name, "missing, or not of shape \(e.shape) for P = \(p), T = \(t)")
                 }
                 try host.withUnsafeMutableBufferPointer {
-                    try file.readFloats(e.name, into: UnsafeMutableBufferPointer(rebasing: $0[e.offset..<e.offset + e.count]))
+                    try file.readFloats(e.name, into: UnsafeMutableBufferPointer(rebasing: $0[e.range]))
                 }
             } else {
                 let from = backbone.layout.entry(e.name)!
-                host.replaceSubrange(e.offset..<e.offset + e.count, with: source[from.offset..<from.offset + from.count])
+                host.replaceSubrange(e.range, with: source[from.range])
             }
         }
         let parameters = backbone.backend.allocate(layout.totalCount)

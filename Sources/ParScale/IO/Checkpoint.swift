@@ -72,12 +72,12 @@ public enum Checkpoint {
             }
             try weights.readFloats(
                 entry.name,
-                into: UnsafeMutableBufferPointer(rebasing: params[entry.offset..<entry.offset + entry.count]))
+                into: UnsafeMutableBufferPointer(rebasing: params[entry.range]))
         }
     }
 
     /// Loads a checkpoint folder onto `backend`.
-    public static func load(_ dir: String, backend: InferenceBackend) throws -> ParScaleModel {
+    public static func load(_ dir: String, backend: Backend) throws -> ParScaleModel {
         let dir = resolve(dir)
         let config = try loadConfig(dir)
         let layout = ParameterLayout(config)
@@ -118,10 +118,10 @@ public enum Checkpoint {
             throw ConfigError("\(dir): cannot create the checkpoint folder (\(error.localizedDescription))")
         }
         let previous = weightFileNames(in: dir)
-        func entry(_ e: ParameterLayout.Entry) -> SafeTensorsWriter.Entry {
+        func entry(_ e: ParameterTensor) -> SafeTensorsWriter.Entry {
             SafeTensorsWriter.Entry(
                 name: e.name, dtype: dtype, shape: e.shape,
-                payload: .floats(UnsafeBufferPointer(rebasing: parameters[e.offset..<e.offset + e.count])))
+                payload: .floats(UnsafeBufferPointer(rebasing: parameters[e.range])))
         }
         let shards = shardPlan(layout.entries.map { $0.count * dtype.byteSize }, maxShardBytes: maxShardBytes)
         var written: Set<String> = []
@@ -263,7 +263,7 @@ public enum Checkpoint {
             let entries = model.layout.entries.map { e in
                 SafeTensorsWriter.Entry(
                     name: e.name, dtype: .F32, shape: e.shape,
-                    payload: .floats(UnsafeBufferPointer(rebasing: parameters[e.offset..<e.offset + e.count])))
+                    payload: .floats(UnsafeBufferPointer(rebasing: parameters[e.range])))
             }
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt"], to: path)
         }

@@ -1,16 +1,8 @@
 import CKernels
 import Foundation
 
-/// SiLU and the SwiGLU product of the MLP.
-enum ElementwiseOps {
-    @inline(__always) static func silu(_ v: Float) -> Float { v / (1 + expf(-v)) }
-
-    static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minimumPerChunk: 16384) { range in
-            for i in range { x[i] = silu(x[i]) }
-        }
-    }
-
+/// The SwiGLU product of the MLP: out = silu(gate) * up, gate and up the two halves of each row.
+extension ElementwiseOps {
     /// out[r, i] = silu(gateUp[r, i]) * gateUp[r, dim + i]  (vectorised kernel in CKernels)
     static func swiglu(
         gateUp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, dim: Int
@@ -34,19 +26,6 @@ enum ElementwiseOps {
 }
 
 extension ElementwiseOps {
-    /// silu'(v) = s(v) * (1 + v * (1 - s(v))), s the logistic function.
-    @inline(__always) static func siluGrad(_ v: Float) -> Float {
-        let s = 1 / (1 + expf(-v))
-        return s * (1 + v * (1 - s))
-    }
-
-    /// dx = dy * silu'(x), x the input before SiLU.
-    static func siluBackward(dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minimumPerChunk: 16384) { range in
-            for i in range { dX[i] = dOut[i] * siluGrad(x[i]) }
-        }
-    }
-
     /// Gradients of out = silu(g) * u into dGateUp = [dg | du] per row (vectorised kernel).
     static func swigluBackward(
         dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>, dGateUp: UnsafeMutablePointer<Float>,
