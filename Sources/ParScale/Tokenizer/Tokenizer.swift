@@ -391,7 +391,14 @@ public final class Tokenizer: @unchecked Sendable {
                 res[j] = out
             }
         }
-        return Array(results.joined())
+        return Self.concatenate(results)
+    }
+
+    private static func concatenate(_ parts: [[Int32]]) -> [Int32] {
+        var out = [Int32]()
+        out.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for part in parts { out.append(contentsOf: part) }
+        return out
     }
 
     /// Runs jobs 0..<jobs on at most `threads` threads (concurrentPerform alone would use every
@@ -470,7 +477,7 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
         }
-        return Array(results.joined())
+        return Self.concatenate(results)
     }
 
     // MARK: Decoding
