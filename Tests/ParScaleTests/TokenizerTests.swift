@@ -305,6 +305,7 @@ final class TokenizerTests: XCTestCase {
             ("NFKC", edited { $0["normalizer"] = ["type": "NFKC"] }, ["normalizer", "NFKC"]),
             ("Lowercase in a Sequence", edited { $0["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFC"], ["type": "Lowercase"]]] }, ["Lowercase"]),
             ("regex that does not compile", edited { $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "(?<=a"], "behavior": "Isolated", "invert": false], byteLevel]] }, ["regex", "(?<=a", "does not compile"]),
+            ("pattern of 70000 bytes", edited { $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["String": String(repeating: "ab", count: 35_000)], "behavior": "Isolated", "invert": false], byteLevel]] }, ["too long", "70000 bytes"]),
             ("Split Removed", edited { var s = qwen2Split; s["behavior"] = "Removed"; $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [s, byteLevel]] }, ["behavior", "Removed"]),
             ("Split invert", edited { var s = qwen2Split; s["invert"] = true; $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [s, byteLevel]] }, ["invert"]),
             ("add_prefix_space", edited { var b = byteLevel; b["add_prefix_space"] = true; $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [qwen2Split, b]] }, ["add_prefix_space"]),

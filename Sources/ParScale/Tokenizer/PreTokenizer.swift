@@ -35,6 +35,9 @@ enum Patterns {
     }
 
     static func compile(_ pattern: String, file: String, isLiteral: Bool) throws -> NSRegularExpression {
+        if pattern.utf8.count > 1 << 16 {
+            throw TokenizerError("\(file): the pre_tokenizer's pattern \"\(JSONFields.short(pattern, 60))\" is too long (\(pattern.utf8.count) bytes; limit 65536)")
+        }
         let icu = isLiteral ? NSRegularExpression.escapedPattern(for: pattern) : icuPattern(pattern)
         do {
             return try NSRegularExpression(pattern: icu, options: [])
