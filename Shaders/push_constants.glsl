@@ -76,7 +76,7 @@ struct InterleaveBackwardPush {
     uint streams, rowsPerStream, dim, dFeatOffset, dyOffset;
 };
 
-// linear and linear_few_rows. a[m, k] at aOffset + m*aRowStride + k*aColStride, b likewise.
+// linear and linear_rows. a[m, k] at aOffset + m*aRowStride + k*aColStride, b likewise.
 struct LinearPush {
     uint M, N, K;
     uint aOffset, bOffset, outOffset, biasOffset;

@@ -80,7 +80,7 @@ struct InterleaveBackwardPush {
     var streams, rowsPerStream, dim, dFeatOffset, dyOffset: UInt32
 }
 
-/// linear and linear_few_rows: a[m, k] at aOffset + m*aRowStride + k*aColStride, b likewise.
+/// linear and linear_rows: a[m, k] at aOffset + m*aRowStride + k*aColStride, b likewise.
 struct LinearPush {
     var M, N, K: UInt32
     var aOffset, bOffset, outOffset, biasOffset: UInt32

@@ -254,7 +254,7 @@ public final class VulkanBackend: Backend {
             aRowStride: u(aStrides.row), aColStride: u(aStrides.column), bRowStride: u(bStrides.row),
             bColStride: u(bStrides.column))
         if m <= Self.fewRows && useFewRowsKernel {
-            run(.linearFewRows, [a, b, out, bias ?? out], push, groups: Self.grid(n))
+            run(.linearRows, [a, b, out, bias ?? out], push, groups: Self.grid(n))
         } else {
             run(.linear, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
         }
