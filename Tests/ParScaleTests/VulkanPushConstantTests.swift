@@ -8,6 +8,9 @@ import XCTest
 /// size and each field's offset and type. A word added, dropped or retyped on one side only fails
 /// here (before, a missing word was silently zero on the GPU). No Vulkan device needed.
 final class VulkanPushConstantTests: XCTestCase {
+    /// Tests/<target>/this file -> the package (no test-support import, so the file moves between targets as is).
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func testEveryShadersPushConstantBlockMatchesItsSwiftStruct() throws {
         XCTAssertFalse(ShaderTable.all.isEmpty)
@@ -38,7 +41,7 @@ final class VulkanPushConstantTests: XCTestCase {
     /// Field names too (the SPIR-V is built without debug names): Shaders/push_constants.glsl
     /// against the Swift structs, field by field, nested structs flattened.
     func testSwiftFieldNamesMatchPushConstantsGLSL() throws {
-        let source = try String(contentsOf: TestPaths.packageRoot.appendingPathComponent("Shaders/push_constants.glsl"), encoding: .utf8)
+        let source = try String(contentsOf: Self.packageRoot.appendingPathComponent("Shaders/push_constants.glsl"), encoding: .utf8)
         let glsl = try GLSLStructs(source)
         var checked = Set<String>()
         for shader in ShaderTable.all {
@@ -54,7 +57,7 @@ final class VulkanPushConstantTests: XCTestCase {
 
     /// The table lists every Shaders/*.comp once, in index order.
     func testTheKernelTableListsEveryShader() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: TestPaths.packageRoot.appendingPathComponent("Shaders").path)
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.packageRoot.appendingPathComponent("Shaders").path)
         let stems = files.filter { $0.hasSuffix(".comp") }.map { String($0.dropLast(5)) }.sorted()
         XCTAssertEqual(ShaderTable.all.map(\.name), stems)
         XCTAssertEqual(ShaderTable.all.map(\.index), Array(ShaderTable.all.indices))
