@@ -7,10 +7,7 @@ layout(std430, binding = 0) buffer Params { float params[]; };
 layout(std430, binding = 1) readonly buffer Grads { float grads[]; };
 layout(std430, binding = 2) buffer M { float m[]; };
 layout(std430, binding = 3) buffer V { float v[]; };
-layout(push_constant) uniform Push {
-    uint count, paramsOffset, gradsOffset, mOffset, vOffset;
-    float learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2, gradScale;
-} p;
+layout(push_constant) uniform Push { AdamWPush p; };
 
 void main() {
     uint i = global_index();

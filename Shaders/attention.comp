@@ -10,19 +10,17 @@ layout(std430, binding = 1) readonly buffer K { float k[]; };
 layout(std430, binding = 2) readonly buffer V { float v[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
 layout(std430, binding = 4) buffer LSE { float lse[]; };
-layout(push_constant) uniform Push {
-    uint rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity;
-    uint qkvOffset, keysOffset, valuesOffset, outOffset, lseOffset, keepLSE;
-} p;
+layout(push_constant) uniform Push { AttentionPush p; };
 
 void main() {
     uint item = global_index();
-    if (item >= p.rows * p.heads * p.newTokens) return;
-    uint t = item % p.newTokens, h = (item / p.newTokens) % p.heads, row = item / (p.newTokens * p.heads);
-    uint hd = p.headDim, stride = (p.heads + 2 * p.kvHeads) * hd;
-    uint q = p.qkvOffset + (row * p.newTokens + t) * stride + h * hd;
-    uint kv = ((row * p.kvHeads + h / (p.heads / p.kvHeads)) * p.capacity) * hd;
-    uint visible = p.prefixTokens + p.startPosition + t + 1;
+    if (item >= p.shape.rows * p.shape.heads * p.shape.newTokens) return;
+    uint t = item % p.shape.newTokens, h = (item / p.shape.newTokens) % p.shape.heads,
+        row = item / (p.shape.newTokens * p.shape.heads);
+    uint hd = p.shape.headDim, stride = (p.shape.heads + 2 * p.shape.kvHeads) * hd;
+    uint q = p.qkvOffset + (row * p.shape.newTokens + t) * stride + h * hd;
+    uint kv = ((row * p.shape.kvHeads + h / (p.shape.heads / p.shape.kvHeads)) * p.shape.capacity) * hd;
+    uint visible = p.shape.prefixTokens + p.shape.startPosition + t + 1;
     float scale = 1.0 / sqrt(float(hd));
     float acc[128];
     for (uint d = 0; d < hd; d++) acc[d] = 0.0;
@@ -37,7 +35,7 @@ void main() {
         for (uint d = 0; d < hd; d++) acc[d] = acc[d] * correction + e * v[p.valuesOffset + kv + j * hd + d];
         runningMax = newMax;
     }
-    uint out_ = p.outOffset + (row * p.newTokens + t) * p.heads * hd + h * hd;
+    uint out_ = p.outOffset + (row * p.shape.newTokens + t) * p.shape.heads * hd + h * hd;
     for (uint d = 0; d < hd; d++) o[out_ + d] = acc[d] / total;
     if (p.keepLSE != 0u) lse[p.lseOffset + item] = runningMax + log(total);
 }

@@ -11,20 +11,18 @@ layout(std430, binding = 3) readonly buffer Out { float o[]; };
 layout(std430, binding = 4) readonly buffer DOut { float dO[]; };
 layout(std430, binding = 5) readonly buffer LSE { float lse[]; };
 layout(std430, binding = 6) buffer DQKV { float dqkv[]; };
-layout(push_constant) uniform Push {
-    uint rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity;
-    uint qkvOffset, keysOffset, valuesOffset, outOffset, dOutOffset, lseOffset, dqkvOffset;
-} p;
+layout(push_constant) uniform Push { AttentionBackwardPush p; };
 
 void main() {
     uint item = global_index();
-    if (item >= p.rows * p.heads * p.newTokens) return;
-    uint t = item % p.newTokens, h = (item / p.newTokens) % p.heads, row = item / (p.newTokens * p.heads);
-    uint hd = p.headDim, stride = (p.heads + 2 * p.kvHeads) * hd;
-    uint q = (row * p.newTokens + t) * stride + h * hd;
-    uint out_ = (row * p.newTokens + t) * p.heads * hd + h * hd;
-    uint kv = ((row * p.kvHeads + h / (p.heads / p.kvHeads)) * p.capacity) * hd;
-    uint visible = p.prefixTokens + p.startPosition + t + 1;
+    if (item >= p.shape.rows * p.shape.heads * p.shape.newTokens) return;
+    uint t = item % p.shape.newTokens, h = (item / p.shape.newTokens) % p.shape.heads,
+        row = item / (p.shape.newTokens * p.shape.heads);
+    uint hd = p.shape.headDim, stride = (p.shape.heads + 2 * p.shape.kvHeads) * hd;
+    uint q = (row * p.shape.newTokens + t) * stride + h * hd;
+    uint out_ = (row * p.shape.newTokens + t) * p.shape.heads * hd + h * hd;
+    uint kv = ((row * p.shape.kvHeads + h / (p.shape.heads / p.shape.kvHeads)) * p.shape.capacity) * hd;
+    uint visible = p.shape.prefixTokens + p.shape.startPosition + t + 1;
     float scale = 1.0 / sqrt(float(hd)), logSum = lse[p.lseOffset + item];
     float D = 0.0;
     for (uint d = 0; d < hd; d++) D += dO[p.dOutOffset + out_ + d] * o[p.outOffset + out_ + d];

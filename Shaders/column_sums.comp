@@ -5,7 +5,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer M { float m[]; };
 layout(std430, binding = 1) buffer Out { float o[]; };
-layout(push_constant) uniform Push { uint rows, columns, mOffset, outOffset, accumulate; } p;
+layout(push_constant) uniform Push { ColumnSumsPush p; };
 
 void main() {
     uint c = global_index();

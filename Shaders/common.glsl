@@ -1,5 +1,7 @@
-// Shared by every shader. Push constants mirror Swift structs in ParScaleVulkan/Kernels.swift.
+// Shared by every shader: the push-constant structs (push_constants.glsl, mirrored by
+// Sources/ParScaleVulkan/PushConstants.swift) and the flat index of a 2-D dispatch grid.
 #extension GL_EXT_control_flow_attributes : enable
+#include "push_constants.glsl"
 
 // Dispatches of more than 65535 work groups (the smallest maxComputeWorkGroupCount[0] Vulkan
 // allows) are split into a 2-D grid by the backend; these give the flat index back. Shaders

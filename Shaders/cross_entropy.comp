@@ -6,7 +6,7 @@ layout(local_size_x = 64) in;
 layout(std430, binding = 0) buffer Logits { float l[]; };
 layout(std430, binding = 1) readonly buffer Targets { uint targets[]; };
 layout(std430, binding = 2) buffer Losses { float losses[]; };
-layout(push_constant) uniform Push { uint rows, vocab, logitsOffset, lossesOffset; float gradScale; } p;
+layout(push_constant) uniform Push { CrossEntropyPush p; };
 shared float partial[64];
 
 void main() {

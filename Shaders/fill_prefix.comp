@@ -4,7 +4,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer Prefix { float prefix[]; };
 layout(std430, binding = 1) buffer Cache { float cache[]; };
-layout(push_constant) uniform Push { uint streams, batch, kvHeads, prefixTokens, headDim, capacity, prefixOffset, cacheOffset; } p;
+layout(push_constant) uniform Push { FillPrefixPush p; };
 
 void main() {
     uint block = p.prefixTokens * p.headDim;

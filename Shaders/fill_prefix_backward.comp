@@ -5,7 +5,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer DCache { float dCache[]; };
 layout(std430, binding = 1) buffer DPrefix { float dPrefix[]; };
-layout(push_constant) uniform Push { uint streams, batch, kvHeads, prefixTokens, headDim, capacity, dCacheOffset, dPrefixOffset; } p;
+layout(push_constant) uniform Push { FillPrefixBackwardPush p; };
 
 void main() {
     uint block = p.prefixTokens * p.headDim;

@@ -4,7 +4,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer Y { float y[]; };
 layout(std430, binding = 1) buffer Feat { float feat[]; };
-layout(push_constant) uniform Push { uint streams, rowsPerStream, dim, yOffset, featOffset; } p;
+layout(push_constant) uniform Push { InterleavePush p; };
 
 void main() {
     uint idx = global_index();

@@ -4,7 +4,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer DFeat { float dFeat[]; };
 layout(std430, binding = 1) buffer DY { float dy[]; };
-layout(push_constant) uniform Push { uint streams, rowsPerStream, dim, dFeatOffset, dyOffset; } p;
+layout(push_constant) uniform Push { InterleaveBackwardPush p; };
 
 void main() {
     uint idx = global_index();

@@ -9,12 +9,7 @@ layout(std430, binding = 0) readonly buffer A { float a[]; };
 layout(std430, binding = 1) readonly buffer B { float b[]; };
 layout(std430, binding = 2) buffer Out { float o[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
-layout(push_constant) uniform Push {
-    uint M, N, K;
-    uint aOffset, bOffset, outOffset, biasOffset;
-    uint flags;  // 1: accumulate into out, 2: add bias
-    uint aRowStride, aColStride, bRowStride, bColStride;
-} p;
+layout(push_constant) uniform Push { LinearPush p; };
 
 const uint MAX_ROWS = 8, THREADS = 64;
 shared float sums[MAX_ROWS][THREADS];

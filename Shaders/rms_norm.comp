@@ -5,7 +5,7 @@ layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
 layout(std430, binding = 2) buffer Out { float o[]; };
-layout(push_constant) uniform Push { uint rows, dim, xOffset, wOffset, outOffset; float eps; } p;
+layout(push_constant) uniform Push { RMSNormPush p; };
 shared float partial[64];
 
 void main() {

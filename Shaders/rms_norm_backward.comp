@@ -1,6 +1,6 @@
 #version 450
 // dX (+)= w*dy/rms - x * mean(w*dy*x)/rms^3 per row (one work group per row, as rms_norm), and
-// each row's 1/rms into `inverse` for the weight gradient's pass (rms_norm_weight_grad.comp).
+// each row's 1/rms into `inverse` for the weight gradient's pass (rms_norm_backward_weight.comp).
 #include "common.glsl"
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer DOut { float dy[]; };
@@ -8,10 +8,7 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer W { float w[]; };
 layout(std430, binding = 3) buffer DX { float dx[]; };
 layout(std430, binding = 4) buffer Inverse { float inverse[]; };
-layout(push_constant) uniform Push {
-    uint rows, dim, dOutOffset, xOffset, wOffset, dxOffset, inverseOffset, accumulate;
-    float eps;
-} p;
+layout(push_constant) uniform Push { RMSNormBackwardPush p; };
 shared float squares[64];
 shared float weighted[64];
 

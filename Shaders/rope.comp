@@ -4,10 +4,7 @@
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) buffer X { float x[]; };
-layout(push_constant) uniform Push {
-    uint sequences, newTokens, startPosition, heads, headDim, rowStride, offset;
-    float theta, sign;  // sign -1: the inverse rotation (backward)
-} p;
+layout(push_constant) uniform Push { RoPEPush p; };
 
 void main() {
     uint half_ = p.headDim / 2;

@@ -4,7 +4,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer In { float x[]; };
 layout(std430, binding = 1) buffer Out { float o[]; };
-layout(push_constant) uniform Push { uint count, inOffset, outOffset; } p;
+layout(push_constant) uniform Push { SiLUPush p; };
 
 void main() {
     uint i = global_index();

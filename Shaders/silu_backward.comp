@@ -5,7 +5,7 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer DOut { float dy[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) buffer DX { float dx[]; };
-layout(push_constant) uniform Push { uint count, dOutOffset, xOffset, dxOffset; } p;
+layout(push_constant) uniform Push { SiLUBackwardPush p; };
 
 void main() {
     uint i = global_index();

@@ -5,7 +5,7 @@
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) buffer Partial { float partialSums[]; };
-layout(push_constant) uniform Push { uint count, offset, partialOffset; } p;
+layout(push_constant) uniform Push { SumOfSquaresPush p; };
 shared float partial[256];
 
 void main() {

@@ -5,7 +5,7 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer DOut { float dy[]; };
 layout(std430, binding = 1) readonly buffer GateUp { float gu[]; };
 layout(std430, binding = 2) buffer DGateUp { float dgu[]; };
-layout(push_constant) uniform Push { uint rows, dim, dOutOffset, gateUpOffset, dGateUpOffset; } p;
+layout(push_constant) uniform Push { SwiGLUBackwardPush p; };
 
 void main() {
     uint idx = global_index();

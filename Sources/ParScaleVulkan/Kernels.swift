@@ -59,6 +59,30 @@ public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
     }
 }
 
+/// One shader of Shaders/ as the generated kernel table (Generated/Shaders.swift) lists it: its
+/// index in `ShaderTable.all`, its file's stem, its storage-buffer binding count, its SPIR-V, and
+/// `Push`, the Swift mirror of its push-constant block (PushConstants.swift). A dispatch takes a
+/// `Shader<Push>` and a `Push` value, so a shader the table lacks or a push of the wrong type is a
+/// compile error.
+struct Shader<Push>: AnyShader {
+    let index: Int
+    let name: String
+    let bindings: Int
+    let spirv: String
+    var pushConstantType: Any.Type { Push.self }
+    var pushConstantBytes: Int { MemoryLayout<Push>.size }
+}
+
+/// A shader of the table with its push-constant type erased (`ShaderTable.all`).
+protocol AnyShader {
+    var index: Int { get }
+    var name: String { get }
+    var bindings: Int { get }
+    var spirv: String { get }
+    var pushConstantType: Any.Type { get }
+    var pushConstantBytes: Int { get }
+}
+
 /// An algorithm: one compute shader with its storage-buffer bindings and push-constant size, and
 /// the values of its specialization constants (ids 0, 1, ...; 32-bit, booleans as 0 or 1).
 final class VulkanKernel {
@@ -167,10 +191,10 @@ final class VulkanSequence {
         device.f.destroyDescriptorPool(device.device, pool, nil)
     }
 
-    /// `push` supplies the first `kernel.pushConstantBytes` bytes of the shader's push constants.
+    /// `push`: the shader's push constants, all `kernel.pushConstantBytes` of them.
     /// Each binding is a window of a buffer: `offset` bytes in, `range` bytes long (nil: to the end).
     func dispatch<Push>(_ kernel: VulkanKernel, bindings: [VulkanBinding], push: Push, groups: (Int, Int, Int)) throws {
-        precondition(bindings.count == kernel.bindings && MemoryLayout<Push>.size >= kernel.pushConstantBytes)
+        precondition(bindings.count == kernel.bindings && MemoryLayout<Push>.size == kernel.pushConstantBytes)
         var setLayout: VkDescriptorSetLayout? = kernel.setLayout
         var allocate = VkDescriptorSetAllocateInfo(
             sType: VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, pNext: nil, descriptorPool: pool, descriptorSetCount: 1,
@@ -192,9 +216,10 @@ final class VulkanSequence {
         }
         device.f.cmdBindPipeline(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
         device.f.cmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nil)
-        var value = push
-        device.f.cmdPushConstants(
-            commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(kernel.pushConstantBytes), &value)
+        withUnsafeBytes(of: push) { bytes in
+            device.f.cmdPushConstants(
+                commands, kernel.layout, UInt32(VK_SHADER_STAGE_COMPUTE_BIT.rawValue), 0, UInt32(bytes.count), bytes.baseAddress)
+        }
         device.f.cmdDispatch(commands, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         barrier()
     }
@@ -246,12 +271,4 @@ struct VulkanBinding {
     let buffer: VulkanBuffer
     let offset: Int
     let range: Int?
-}
-
-/// Push constants of Shaders/linear.comp (same order and types as its `Push` block).
-struct LinearPush {
-    var m: UInt32, n: UInt32, k: UInt32
-    var aOffset: UInt32, bOffset: UInt32, outOffset: UInt32, biasOffset: UInt32
-    var flags: UInt32  // 1: accumulate, 2: bias
-    var aRowStride: UInt32, aColumnStride: UInt32, bRowStride: UInt32, bColumnStride: UInt32
 }

@@ -8,7 +8,8 @@ import ParScale
 /// pass, decode step or training step's backward is one submission with one fence.
 public final class VulkanBackend: Backend {
     public let device: VulkanDevice
-    let kernels: [String: VulkanKernel]
+    /// The pipeline of every shader of the kernel table, in `ShaderTable.all` order.
+    let kernels: [VulkanKernel]
     /// The command buffer being recorded, and the buffers its dispatches use: kept alive until it
     /// has run, since a tensor may be released (a model or a temporary index buffer freed) first.
     var pending: VulkanSequence?
@@ -68,48 +69,19 @@ public final class VulkanBackend: Backend {
         self.bindingAlignment = alignment
         self.maxBindingBytes = min(maxBindingBytes ?? Int.max, device.info.maxStorageBufferRange) / 4 * 4
         guard self.maxBindingBytes >= 4 * alignment else { throw VulkanUnavailable("binding range \(self.maxBindingBytes) bytes is too small") }
-        func kernel(_ spirv: String, _ bindings: Int, _ push: Int, _ specialization: [UInt32] = []) throws -> VulkanKernel {
-            try VulkanKernel(device: device, spirv: spirv, bindings: bindings, pushConstantBytes: push, specialization: specialization)
-        }
         let tiles: UInt32 = (sharedMemoryTiles ?? device.info.isGPU) ? 1 : 0
         useFewRowsKernel = device.info.isGPU
-        kernels = [
-            "linear": try kernel(SPIRV.linear, 4, MemoryLayout<LinearPush>.size, [tiles]),
-            "linear_rows": try kernel(SPIRV.linear_rows, 4, MemoryLayout<LinearPush>.size),
-            "rms_norm": try kernel(SPIRV.rms_norm, 3, 24), "swiglu": try kernel(SPIRV.swiglu, 2, 16),
-            "silu": try kernel(SPIRV.silu, 2, 12), "rope": try kernel(SPIRV.rope, 1, 36),
-            "store_kv": try kernel(SPIRV.store_kv, 3, 44),
-            "fill_prefix": try kernel(SPIRV.fill_prefix, 2, 32), "gather_rows": try kernel(SPIRV.gather_rows, 3, 16),
-            "interleave": try kernel(SPIRV.interleave, 2, 20), "mix_streams": try kernel(SPIRV.mix_streams, 4, 32),
-            "attention": try kernel(SPIRV.attention, 5, 56),
-            // Training.
-            "column_sums": try kernel(SPIRV.column_sums, 2, 20),
-            "rms_norm_backward": try kernel(SPIRV.rms_norm_backward, 5, 36),
-            "rms_norm_weight_grad": try kernel(SPIRV.rms_norm_weight_grad, 4, 24),
-            "attention_backward_dq": try kernel(SPIRV.attention_backward_dq, 7, 60),
-            "attention_backward_dkv": try kernel(SPIRV.attention_backward_dkv, 8, 64),
-            "store_kv_backward": try kernel(SPIRV.store_kv_backward, 3, 44),
-            "fill_prefix_backward": try kernel(SPIRV.fill_prefix_backward, 2, 32),
-            "swiglu_backward": try kernel(SPIRV.swiglu_backward, 3, 20),
-            "silu_backward": try kernel(SPIRV.silu_backward, 3, 16),
-            "interleave_backward": try kernel(SPIRV.interleave_backward, 2, 20),
-            "mix_streams_backward": try kernel(SPIRV.mix_streams_backward, 5, 36),
-            "embed_backward": try kernel(SPIRV.embed_backward, 3, 16),
-            "cross_entropy": try kernel(SPIRV.cross_entropy, 3, 20),
-            "fill": try kernel(SPIRV.fill, 1, 12),
-            "sum_of_squares": try kernel(SPIRV.sum_of_squares, 2, 12),
-            "adamw": try kernel(SPIRV.adamw, 4, 52),
-        ]
+        kernels = try ShaderTable.all.map { shader in
+            try VulkanKernel(
+                device: device, spirv: shader.spirv, bindings: shader.bindings, pushConstantBytes: shader.pushConstantBytes,
+                specialization: shader.index == Shader.linear.index ? [tiles] : [])
+        }
     }
 
-    /// Records one dispatch of `kernel` into the pending command buffer.
-    func run(_ name: String, _ tensors: [Tensor], _ push: [UInt32], groups: (Int, Int, Int)) {
-        record(kernels[name]!, tensors, PushWords(push), groups: groups)
-    }
-
-    func record<Push>(_ kernel: VulkanKernel, _ tensors: [Tensor], _ push: Push, groups: (Int, Int, Int)) {
+    /// Records one dispatch of `shader` into the pending command buffer.
+    func run<Push>(_ shader: Shader<Push>, _ tensors: [Tensor], _ push: Push, groups: (Int, Int, Int)) {
         let sequence = pendingSequence()
-        try! sequence.dispatch(kernel, bindings: tensors.map { window($0).binding }, push: push, groups: groups)
+        try! sequence.dispatch(kernels[shader.index], bindings: tensors.map { window($0).binding }, push: push, groups: groups)
         keepAlive += tensors.map { $0.buffer as! VulkanBuffer }
         pendingDispatches += 1
     }
@@ -174,7 +146,6 @@ public final class VulkanBackend: Backend {
     }
 
     func u(_ v: Int) -> UInt32 { UInt32(v) }
-    func f(_ v: Float) -> UInt32 { v.bitPattern }
 
     /// A new buffer in the backend's memory, zero-filled.
     func makeBuffer(_ count: Int) -> VulkanBuffer {
@@ -251,8 +222,8 @@ public final class VulkanBackend: Backend {
     public func synchronize() { flush() }
 
     func gather(_ table: Tensor, _ index: [UInt32], out: Tensor, dim: Int) {
-        run("gather_rows", [table, indices(index), out], [u(index.count), u(dim), o(table), o(out)],
-            groups: Self.groups(index.count * dim))
+        let push = EmbeddingPush(rows: u(index.count), dim: u(dim), tableOffset: o(table), outOffset: o(out))
+        run(.embedding, [table, indices(index), out], push, groups: Self.groups(index.count * dim))
     }
 
     public func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int) { gather(table, ids.map { UInt32($0) }, out: out, dim: dim) }
@@ -268,7 +239,8 @@ public final class VulkanBackend: Backend {
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor, out: Tensor, rows: Int, dim: Int, eps: Float) {
-        run("rms_norm", [x, weight, out], [u(rows), u(dim), o(x), o(weight), o(out), f(eps)], groups: Self.grid(rows))
+        let push = RMSNormPush(rows: u(rows), dim: u(dim), xOffset: o(x), wOffset: o(weight), outOffset: o(out), eps: eps)
+        run(.rmsNorm, [x, weight, out], push, groups: Self.grid(rows))
     }
 
     /// out[m, n] (+)= sum_k a[m, k] b[k, n] (+ bias[n]), a[m, k] at a.offset + m*aStrides.row + k*aStrides.column.
@@ -277,14 +249,14 @@ public final class VulkanBackend: Backend {
         out: Tensor, m: Int, n: Int, k: Int, accumulate: Bool
     ) {
         let push = LinearPush(
-            m: u(m), n: u(n), k: u(k), aOffset: o(a), bOffset: o(b), outOffset: o(out),
+            M: u(m), N: u(n), K: u(k), aOffset: o(a), bOffset: o(b), outOffset: o(out),
             biasOffset: bias.map(o) ?? 0, flags: (accumulate ? 1 : 0) | (bias != nil ? 2 : 0),
-            aRowStride: u(aStrides.row), aColumnStride: u(aStrides.column), bRowStride: u(bStrides.row),
-            bColumnStride: u(bStrides.column))
+            aRowStride: u(aStrides.row), aColStride: u(aStrides.column), bRowStride: u(bStrides.row),
+            bColStride: u(bStrides.column))
         if m <= Self.fewRows && useFewRowsKernel {
-            record(kernels["linear_rows"]!, [a, b, out, bias ?? out], push, groups: Self.grid(n))
+            run(.linearRows, [a, b, out, bias ?? out], push, groups: Self.grid(n))
         } else {
-            record(kernels["linear"]!, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
+            run(.linear, [a, b, out, bias ?? out], push, groups: ((n + 31) / 32, (m + 31) / 32, 1))
         }
     }
 
@@ -297,52 +269,58 @@ public final class VulkanBackend: Backend {
 
     public func rope(qkv: Tensor, shape s: AttentionShape, theta: Float) {
         let threads = s.rows * s.newTokens * (s.heads + s.kvHeads) * s.headDim / 2
-        run("rope", [qkv], [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads + s.kvHeads), u(s.headDim),
-                            u(s.qkvStride), o(qkv), f(theta), f(1)], groups: Self.groups(threads))
+        run(.rope, [qkv], ropePush(qkv, s, theta: theta, sign: 1), groups: Self.groups(threads))
+    }
+
+    /// Rotates the first NH + KVH heads (q and k) of each row; `sign` -1: the inverse rotation.
+    func ropePush(_ qkv: Tensor, _ s: AttentionShape, theta: Float, sign: Float) -> RoPEPush {
+        RoPEPush(
+            sequences: u(s.rows), newTokens: u(s.newTokens), startPosition: u(s.startPosition), heads: u(s.heads + s.kvHeads),
+            headDim: u(s.headDim), rowStride: u(s.qkvStride), offset: o(qkv), theta: theta, sign: sign)
     }
 
     public func fillPrefix(prefix: Tensor, cache: Tensor, streams: Int, batch: Int, shape s: AttentionShape) {
         let threads = streams * batch * s.kvHeads * s.prefixTokens * s.headDim
-        run("fill_prefix", [prefix, cache], [u(streams), u(batch), u(s.kvHeads), u(s.prefixTokens), u(s.headDim),
-                                             u(s.cacheCapacity), o(prefix), o(cache)], groups: Self.groups(threads))
-    }
-
-    func shapeWords(_ s: AttentionShape) -> [UInt32] {
-        [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads), u(s.kvHeads), u(s.headDim), u(s.prefixTokens), u(s.cacheCapacity)]
+        let push = FillPrefixPush(
+            streams: u(streams), batch: u(batch), kvHeads: u(s.kvHeads), prefixTokens: u(s.prefixTokens), headDim: u(s.headDim),
+            capacity: u(s.cacheCapacity), prefixOffset: o(prefix), cacheOffset: o(cache))
+        run(.fillPrefix, [prefix, cache], push, groups: Self.groups(threads))
     }
 
     public func storeKV(qkv: Tensor, keys: Tensor, values: Tensor, shape s: AttentionShape) {
-        run("store_kv", [qkv, keys, values], shapeWords(s) + [o(qkv), o(keys), o(values)],
-            groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
+        let push = StoreKVPush(shape: AttentionHeader(s), qkvOffset: o(qkv), keysOffset: o(keys), valuesOffset: o(values))
+        run(.storeKV, [qkv, keys, values], push, groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
     }
 
     public func attention(qkv: Tensor, keys: Tensor, values: Tensor, out: Tensor, logSumExp: Tensor?, shape s: AttentionShape) {
         precondition(s.headDim <= 128, "Vulkan attention: head_dim <= 128")
-        run("attention", [qkv, keys, values, out, logSumExp ?? out],
-            shapeWords(s) + [o(qkv), o(keys), o(values), o(out), logSumExp.map(o) ?? 0,
-                             logSumExp != nil ? 1 : 0],
-            groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
+        let push = AttentionPush(
+            shape: AttentionHeader(s), qkvOffset: o(qkv), keysOffset: o(keys), valuesOffset: o(values), outOffset: o(out),
+            lseOffset: logSumExp.map(o) ?? 0, keepLSE: logSumExp != nil ? 1 : 0)
+        run(.attention, [qkv, keys, values, out, logSumExp ?? out], push, groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
     }
 
     public func swiglu(_ gateUp: Tensor, out: Tensor, rows: Int, dim: Int) {
-        run("swiglu", [gateUp, out], [u(rows), u(dim), o(gateUp), o(out)], groups: Self.groups(rows * dim))
+        let push = SwiGLUPush(rows: u(rows), dim: u(dim), inOffset: o(gateUp), outOffset: o(out))
+        run(.swiglu, [gateUp, out], push, groups: Self.groups(rows * dim))
     }
 
     public func silu(_ x: Tensor, out: Tensor) {
-        run("silu", [x, out], [u(x.count), o(x), o(out)], groups: Self.groups(x.count))
+        run(.silu, [x, out], SiLUPush(count: u(x.count), inOffset: o(x), outOffset: o(out)), groups: Self.groups(x.count))
     }
 
     public func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
-        run("interleave", [y, out], [u(streams), u(rowsPerStream), u(dim), o(y), o(out)],
-            groups: Self.groups(streams * rowsPerStream * dim))
+        let push = InterleavePush(streams: u(streams), rowsPerStream: u(rowsPerStream), dim: u(dim), yOffset: o(y), featOffset: o(out))
+        run(.interleave, [y, out], push, groups: Self.groups(streams * rowsPerStream * dim))
     }
 
     public func mixStreams(
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int, smoothing: Float
     ) {
-        run("mix_streams", [y, logits, weights, out],
-            [u(streams), u(rowsPerStream), u(dim), o(y), o(logits), o(weights), o(out), f(smoothing)],
-            groups: Self.groups(rowsPerStream * dim))
+        let push = AggregationPush(
+            streams: u(streams), rowsPerStream: u(rowsPerStream), dim: u(dim), yOffset: o(y), logitsOffset: o(logits),
+            weightsOffset: o(weights), outOffset: o(out), smoothing: smoothing)
+        run(.aggregation, [y, logits, weights, out], push, groups: Self.groups(rowsPerStream * dim))
     }
 }
 
@@ -354,17 +332,4 @@ public enum VulkanMemoryMode: String, Sendable {
     /// Device-local memory the host cannot see (a discrete GPU's VRAM), inputs and outputs moved
     /// through a host-visible staging buffer by transfer commands.
     case staging
-}
-
-/// Push constants as 32-bit words (every field of the shaders' Push blocks is a uint or a float).
-/// 16 words: 64 of the 128 bytes every Vulkan device offers.
-struct PushWords {
-    var words: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-                UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    init(_ values: [UInt32]) {
-        precondition(values.count <= 16)
-        withUnsafeMutableBytes(of: &words) { raw in
-            for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * 4, as: UInt32.self) }
-        }
-    }
 }

@@ -25,8 +25,8 @@ extension VulkanBackend {
 
     /// out[c] (=|+=) sum over rows of m[r, c].
     func columnSums(_ m: Tensor, rows: Int, columns: Int, into out: Tensor, accumulate: Bool) {
-        run("column_sums", [m, out], [u(rows), u(columns), o(m), o(out), accumulate ? 1 : 0],
-            groups: Self.groups(columns))
+        let push = ColumnSumsPush(rows: u(rows), columns: u(columns), mOffset: o(m), outOffset: o(out), accumulate: accumulate ? 1 : 0)
+        run(.columnSums, [m, out], push, groups: Self.groups(columns))
     }
 
     public func rmsNormBackward(
@@ -34,20 +34,21 @@ extension VulkanBackend {
         dWeight: Tensor?, rows: Int, dim: Int, eps: Float
     ) {
         let inverse = scratch(rows)
-        run("rms_norm_backward", [dOut, input, weight, dInput, inverse],
-            [u(rows), u(dim), o(dOut), o(input), o(weight), o(dInput), o(inverse),
-             accumulateInput ? 1 : 0, f(eps)], groups: Self.grid(rows))
+        let push = RMSNormBackwardPush(
+            rows: u(rows), dim: u(dim), dOutOffset: o(dOut), xOffset: o(input), wOffset: o(weight), dxOffset: o(dInput),
+            inverseOffset: o(inverse), accumulate: accumulateInput ? 1 : 0, eps: eps)
+        run(.rmsNormBackward, [dOut, input, weight, dInput, inverse], push, groups: Self.grid(rows))
         if let dWeight {
-            run("rms_norm_weight_grad", [dOut, input, inverse, dWeight],
-                [u(rows), u(dim), o(dOut), o(input), o(inverse), o(dWeight)], groups: Self.groups(dim))
+            let push = RMSNormBackwardWeightPush(
+                rows: u(rows), dim: u(dim), dOutOffset: o(dOut), xOffset: o(input), inverseOffset: o(inverse), dwOffset: o(dWeight))
+            run(.rmsNormBackwardWeight, [dOut, input, inverse, dWeight], push, groups: Self.groups(dim))
         }
     }
 
     /// The inverse rotation: rope.comp with the sine negated.
     public func ropeBackward(dQKV: Tensor, shape s: AttentionShape, theta: Float) {
         let threads = s.rows * s.newTokens * (s.heads + s.kvHeads) * s.headDim / 2
-        run("rope", [dQKV], [u(s.rows), u(s.newTokens), u(s.startPosition), u(s.heads + s.kvHeads), u(s.headDim),
-                             u(s.qkvStride), o(dQKV), f(theta), f(-1)], groups: Self.groups(threads))
+        run(.rope, [dQKV], ropePush(dQKV, s, theta: theta, sign: -1), groups: Self.groups(threads))
     }
 
     /// Two passes: dQ per (row, head, query), then dK, dV per (row, kv head, slot).
@@ -57,46 +58,49 @@ extension VulkanBackend {
     ) {
         precondition(s.headDim <= 128, "Vulkan attention: head_dim <= 128")
         let inputs = [qkv, keys, values, out, dOut, logSumExp]
-        let offsets = shapeWords(s) + inputs.map(o)
-        run("attention_backward_dq", inputs + [dQKV], offsets + [o(dQKV)],
-            groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
-        run("attention_backward_dkv", inputs + [dKeys, dValues], offsets + [o(dKeys), o(dValues)],
-            groups: Self.groups(s.rows * s.kvHeads * s.cacheCapacity, 64))
+        let push = AttentionBackwardPush(
+            shape: AttentionHeader(s), qkvOffset: o(qkv), keysOffset: o(keys), valuesOffset: o(values), outOffset: o(out),
+            dOutOffset: o(dOut), lseOffset: o(logSumExp), dqkvOffset: o(dQKV), dKeysOffset: o(dKeys), dValuesOffset: o(dValues))
+        run(.attentionBackwardDQ, inputs + [dQKV], push, groups: Self.groups(s.rows * s.heads * s.newTokens, 64))
+        run(.attentionBackwardDKV, inputs + [dKeys, dValues], push, groups: Self.groups(s.rows * s.kvHeads * s.cacheCapacity, 64))
     }
 
     public func storeKVBackward(dKeys: Tensor, dValues: Tensor, dQKV: Tensor, shape s: AttentionShape) {
-        run("store_kv_backward", [dKeys, dValues, dQKV], shapeWords(s) + [o(dKeys), o(dValues), o(dQKV)],
-            groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
+        let push = StoreKVBackwardPush(shape: AttentionHeader(s), dKeysOffset: o(dKeys), dValuesOffset: o(dValues), dqkvOffset: o(dQKV))
+        run(.storeKVBackward, [dKeys, dValues, dQKV], push, groups: Self.groups(s.rows * s.newTokens * s.kvHeads * s.headDim))
     }
 
     public func fillPrefixBackward(dCache: Tensor, dPrefix: Tensor, streams: Int, batch: Int, shape s: AttentionShape) {
-        run("fill_prefix_backward", [dCache, dPrefix],
-            [u(streams), u(batch), u(s.kvHeads), u(s.prefixTokens), u(s.headDim), u(s.cacheCapacity), o(dCache),
-             o(dPrefix)], groups: Self.groups(streams * s.kvHeads * s.prefixTokens * s.headDim))
+        let push = FillPrefixBackwardPush(
+            streams: u(streams), batch: u(batch), kvHeads: u(s.kvHeads), prefixTokens: u(s.prefixTokens), headDim: u(s.headDim),
+            capacity: u(s.cacheCapacity), dCacheOffset: o(dCache), dPrefixOffset: o(dPrefix))
+        run(.fillPrefixBackward, [dCache, dPrefix], push, groups: Self.groups(streams * s.kvHeads * s.prefixTokens * s.headDim))
     }
 
     public func swigluBackward(dOut: Tensor, gateUp: Tensor, dGateUp: Tensor, rows: Int, dim: Int) {
-        run("swiglu_backward", [dOut, gateUp, dGateUp], [u(rows), u(dim), o(dOut), o(gateUp), o(dGateUp)],
-            groups: Self.groups(rows * dim))
+        let push = SwiGLUBackwardPush(rows: u(rows), dim: u(dim), dOutOffset: o(dOut), gateUpOffset: o(gateUp), dGateUpOffset: o(dGateUp))
+        run(.swigluBackward, [dOut, gateUp, dGateUp], push, groups: Self.groups(rows * dim))
     }
 
     public func siluBackward(dOut: Tensor, input: Tensor, dInput: Tensor) {
-        run("silu_backward", [dOut, input, dInput], [u(dOut.count), o(dOut), o(input), o(dInput)],
-            groups: Self.groups(dOut.count))
+        let push = SiLUBackwardPush(count: u(dOut.count), dOutOffset: o(dOut), xOffset: o(input), dxOffset: o(dInput))
+        run(.siluBackward, [dOut, input, dInput], push, groups: Self.groups(dOut.count))
     }
 
     public func interleaveStreamsBackward(dFeat: Tensor, dY: Tensor, streams: Int, rowsPerStream: Int, dim: Int) {
-        run("interleave_backward", [dFeat, dY], [u(streams), u(rowsPerStream), u(dim), o(dFeat), o(dY)],
-            groups: Self.groups(streams * rowsPerStream * dim))
+        let push = InterleaveBackwardPush(
+            streams: u(streams), rowsPerStream: u(rowsPerStream), dim: u(dim), dFeatOffset: o(dFeat), dyOffset: o(dY))
+        run(.interleaveBackward, [dFeat, dY], push, groups: Self.groups(streams * rowsPerStream * dim))
     }
 
     public func mixStreamsBackward(
         dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int, rowsPerStream: Int, dim: Int,
         smoothing: Float
     ) {
-        run("mix_streams_backward", [dOut, y, weights, dY, dLogits],
-            [u(streams), u(rowsPerStream), u(dim), o(dOut), o(y), o(weights), o(dY),
-             o(dLogits), f(smoothing)], groups: Self.grid(rowsPerStream))
+        let push = AggregationBackwardPush(
+            streams: u(streams), rowsPerStream: u(rowsPerStream), dim: u(dim), dOutOffset: o(dOut), yOffset: o(y),
+            weightsOffset: o(weights), dyOffset: o(dY), dLogitsOffset: o(dLogits), smoothing: smoothing)
+        run(.aggregationBackward, [dOut, y, weights, dY, dLogits], push, groups: Self.grid(rowsPerStream))
     }
 
     /// The P stacked copies are the rows of a [streams, count] matrix: its column sums.
@@ -112,13 +116,13 @@ extension VulkanBackend {
         var starts: [UInt32] = [0]
         for id in distinct { starts.append(starts.last! + UInt32(positions[id]!.count)) }
         let index = distinct.map { UInt32($0) } + starts + distinct.flatMap { positions[$0]! }
-        run("embed_backward", [dOut, indices(index), dTable], [u(distinct.count), u(dim), o(dOut), o(dTable)],
-            groups: Self.groups(distinct.count * dim))
+        let push = EmbeddingBackwardPush(distinct: u(distinct.count), dim: u(dim), dOutOffset: o(dOut), dTableOffset: o(dTable))
+        run(.embeddingBackward, [dOut, indices(index), dTable], push, groups: Self.groups(distinct.count * dim))
     }
 
     public func crossEntropy(logits: Tensor, targets: [Int32], losses: Tensor, rows: Int, vocab: Int, gradScale: Float) {
-        run("cross_entropy", [logits, indices(targets.map { UInt32($0) }), losses],
-            [u(rows), u(vocab), o(logits), o(losses), f(gradScale)], groups: Self.grid(rows))
+        let push = CrossEntropyPush(rows: u(rows), vocab: u(vocab), logitsOffset: o(logits), lossesOffset: o(losses), gradScale: gradScale)
+        run(.crossEntropy, [logits, indices(targets.map { UInt32($0) }), losses], push, groups: Self.grid(rows))
     }
 
     // MARK: optimizer
@@ -127,7 +131,7 @@ extension VulkanBackend {
     public func fill(_ x: Tensor, value: Float) {
         for p in pieces(x.count) {
             let piece = x.slice(p.start, p.length)
-            run("fill", [piece], [u(p.length), o(piece), f(value)], groups: Self.groups(p.length))
+            run(.fill, [piece], FillPush(count: u(p.length), offset: o(piece), value: value), groups: Self.groups(p.length))
         }
     }
 
@@ -139,7 +143,8 @@ extension VulkanBackend {
         var next = 0
         for (p, groups) in zip(parts, groupsPerPiece) {
             let piece = x.slice(p.start, p.length), sums = partial.slice(next, groups)
-            run("sum_of_squares", [piece, sums], [u(p.length), o(piece), o(sums)], groups: (groups, 1, 1))
+            let push = SumOfSquaresPush(count: u(p.length), offset: o(piece), partialOffset: o(sums))
+            run(.sumOfSquares, [piece, sums], push, groups: (groups, 1, 1))
             next += groups
         }
         var sums = [Float](repeating: 0, count: partial.count)
@@ -152,10 +157,11 @@ extension VulkanBackend {
         let correction1 = 1 - pow(a.beta1, Float(a.step)), correction2 = 1 - pow(a.beta2, Float(a.step))
         for p in pieces(params.count) {
             let views = [params, grads, m, v].map { $0.slice(p.start, p.length) }
-            run("adamw", views,
-                [u(p.length), o(views[0]), o(views[1]), o(views[2]), o(views[3]), f(a.learningRate), f(a.beta1),
-                 f(a.beta2), f(a.epsilon), f(a.weightDecay), f(correction1), f(correction2), f(a.gradScale)],
-                groups: Self.groups(p.length))
+            let push = AdamWPush(
+                count: u(p.length), paramsOffset: o(views[0]), gradsOffset: o(views[1]), mOffset: o(views[2]), vOffset: o(views[3]),
+                learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay,
+                correction1: correction1, correction2: correction2, gradScale: a.gradScale)
+            run(.adamw, views, push, groups: Self.groups(p.length))
         }
     }
 }

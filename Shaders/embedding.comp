@@ -5,7 +5,7 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer Table { float table[]; };
 layout(std430, binding = 1) readonly buffer Index { uint index[]; };
 layout(std430, binding = 2) buffer Out { float o[]; };
-layout(push_constant) uniform Push { uint rows, dim, tableOffset, outOffset; } p;
+layout(push_constant) uniform Push { EmbeddingPush p; };
 
 void main() {
     uint idx = global_index();

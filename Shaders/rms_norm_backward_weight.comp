@@ -7,7 +7,7 @@ layout(std430, binding = 0) readonly buffer DOut { float dy[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer Inverse { float inverse[]; };
 layout(std430, binding = 3) buffer DW { float dw[]; };
-layout(push_constant) uniform Push { uint rows, dim, dOutOffset, xOffset, inverseOffset, dwOffset; } p;
+layout(push_constant) uniform Push { RMSNormBackwardWeightPush p; };
 
 void main() {
     uint i = global_index();

@@ -1,5 +1,5 @@
 #version 450
-// Gradients of mix_streams.comp, one work group per row i: dY_r = w_r * dOut (overwritten), and
+// Gradients of aggregation.comp, one work group per row i: dY_r = w_r * dOut (overwritten), and
 // dLogits through the smoothed softmax: with p the unsmoothed softmax and dp_r = dOut . y_r (1-s),
 // dl_r = p_r (dp_r - sum_q p_q dp_q).
 #include "common.glsl"
@@ -9,10 +9,7 @@ layout(std430, binding = 1) readonly buffer Y { float y[]; };
 layout(std430, binding = 2) readonly buffer Weights { float w[]; };
 layout(std430, binding = 3) buffer DY { float dy[]; };
 layout(std430, binding = 4) buffer DLogits { float dl[]; };
-layout(push_constant) uniform Push {
-    uint streams, rowsPerStream, dim, dOutOffset, yOffset, weightsOffset, dyOffset, dLogitsOffset;
-    float smoothing;
-} p;
+layout(push_constant) uniform Push { AggregationBackwardPush p; };
 shared float partial[64];
 
 float unsmoothed(float weight) {

@@ -7,7 +7,7 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer DOut { float dOut[]; };
 layout(std430, binding = 1) readonly buffer Index { uint index[]; };
 layout(std430, binding = 2) buffer DTable { float dTable[]; };
-layout(push_constant) uniform Push { uint distinct, dim, dOutOffset, dTableOffset; } p;
+layout(push_constant) uniform Push { EmbeddingBackwardPush p; };
 
 void main() {
     uint idx = global_index();

@@ -7,7 +7,7 @@ layout(std430, binding = 0) readonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer Logits { float l[]; };
 layout(std430, binding = 2) buffer Weights { float w[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
-layout(push_constant) uniform Push { uint streams, rowsPerStream, dim, yOffset, logitsOffset, weightsOffset, outOffset; float smoothing; } p;
+layout(push_constant) uniform Push { AggregationPush p; };
 
 void main() {
     uint idx = global_index();
