@@ -157,6 +157,23 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
+    func testConcurrentCallsOnOneTokenizerAgree() throws {
+        let tok = try Self.tokenizer("bpe4000-strings")
+        let expected = try Self.expectedIds("bpe4000-strings")
+        func boundary(_ i: Int) -> Int { var i = i; while Self.text[i] & 0xC0 == 0x80 { i += 1 }; return i }
+        let slices = (0..<8).map { k in Array(Self.text[boundary(k * 100_000)..<boundary(k * 100_000 + 50_000)]) }
+        let reference = try slices.map { s in try s.withUnsafeBufferPointer { try tok.encode(utf8: $0) } }
+        var results = [[Int32]](repeating: [], count: 8)
+        results.withUnsafeMutableBufferPointer { res in
+            let res = res
+            DispatchQueue.concurrentPerform(iterations: 8) { k in
+                res[k] = (try? slices[k].withUnsafeBufferPointer { try tok.encode(utf8: $0) }) ?? []
+            }
+        }
+        XCTAssertEqual(results, reference)
+        assertSameIds(try encodeText(tok), expected, tok, "after concurrent calls")
+    }
+
     func testGeneralRegexPathMatchesFastPathAndHuggingFace() throws {
         let tok = try Tokenizer(file: try Self.tokenizerFile("bpe1000-pairs"), forceGeneralRegex: true)
         guard case .regex = tok.preTokenizer else { return XCTFail("the general path was not forced") }
