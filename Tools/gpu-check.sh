@@ -18,8 +18,8 @@
 #   GPU_CHECK_SMALL=1    small bench sizes (a rehearsal on lavapipe: VK_DRIVER_FILES=
 #                        /usr/share/vulkan/icd.d/lvp_icd.x86_64.json bash Tools/gpu-check.sh run /tmp/x)
 #   VK_DRIVER_FILES      a Vulkan driver manifest; if unset, NVIDIA's is looked for
-# Carry `.gpu` (and `.gl`, Debian's loader/glvnd .debs, unpacked on a root machine without a
-# loader) with the device tool: run(command: "bash Tools/gpu-check.sh run $OUT", carry: [".gpu", ".gl"]).
+# Carry `.gpu` (and `.gl`, Debian's loader/glvnd .debs, unpacked on a root NVIDIA machine without
+# libGLdispatch) with the device tool: run(command: "bash Tools/gpu-check.sh run $OUT", carry: [".gpu", ".gl"]).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -43,6 +43,8 @@ pack() {
     [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
     rm -rf .gpu
     mkdir -p .gpu/bin .gpu/lib .gpu/lib-fallback
+    # Never committed: ignored through this clone's info/exclude unless something ignores it already.
+    git check-ignore -q .gpu/bin 2>/dev/null || echo /.gpu/ >> "$(git rev-parse --git-path info/exclude)"
     cp "$bin" .gpu/bin/parscale
     # Every library ldd resolves, less glibc's own; libstdc++/libgcc_s/libz go to lib-fallback,
     # used there only where the system has none (a newer system copy must win: GPU drivers need it).
