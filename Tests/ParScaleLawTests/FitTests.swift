@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import ParScaleLaw
+import TestSupport
 
 /// The paper's measured losses, copied from `parametric_fit.py` in github.com/QwenLM/ParScale
 /// (HEAD, blob eb536c99e02e793305a75d77af2f9e57b4f4a6cf): non-embedding parameters per P row
@@ -183,9 +184,8 @@ final class FitTests: XCTestCase {
     // MARK: 3. CSV
 
     func tempFile(_ contents: String) throws -> String {
-        let path = NSTemporaryDirectory() + "parscale-law-\(UUID().uuidString).csv"
+        let path = temporaryFolder().appendingPathComponent("points.csv").path
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
 

@@ -4,15 +4,15 @@ import XCTest
 @testable import ParScale
 @testable import ParScaleTrain
 @testable import ParScaleVulkan
+import TestSupport
 
 /// Training on the Vulkan backend (lavapipe) against the CPU backend: the same tiny model, seed and
 /// batches give the same losses step after step.
 final class VulkanTrainingTests: ValidatedVulkanTestCase {
     func tinyModel(P: Int, backend: InferenceBackend, vocab: Int = 67) -> ParScaleModel {
-        let config = ModelConfig(
-            vocabSize: vocab, hiddenSize: 32, intermediateSize: 40, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 2, parscaleAttnSmooth: 0.1)
-        return ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 3))
+        ParScaleModel.initialized(
+            tinyConfig(P: P, vocab: vocab, intermediate: 40, prefixTokens: 2, smoothing: 0.1), backend: backend,
+            options: InitOptions(seed: 3))
     }
 
     /// 20 steps of accumulateGradients + AdamW (clipping and weight decay on): losses agree to 1e-4.
