@@ -37,8 +37,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Helpers every test target shares: paths (reference models, fixtures, temporary folders),
-        // tolerances, the tiny model.
-        .target(name: "TestSupport", dependencies: ["ParScale"], path: "Tests/TestSupport"),
+        // tolerances, the tiny model, short training runs.
+        .target(name: "TestSupport", dependencies: ["ParScale", "ParScaleTrain"], path: "Tests/TestSupport"),
         // Core tests build without Vulkan; the Vulkan backend has its own target (lavapipe).
         .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "TestSupport"]),
         .testTarget(name: "ParScaleVulkanTests", dependencies: ["ParScaleVulkan", "ParScaleTrain", "ParScale", "TestSupport"]),

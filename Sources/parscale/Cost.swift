@@ -101,22 +101,15 @@ struct Cost: ParsableCommand {
 
     /// Runs `parscale cost-probe` in a child process, so each model's peak memory is its own.
     static func probeInOwnProcess(config: ModelConfig, batch: Int, prompt: Int, new: Int, repeats: Int) throws -> CostModel.Measurement {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = [
-            "cost-probe", "--config", String(decoding: try config.jsonData(), as: UTF8.self), "--batch", "\(batch)",
-            "--prompt", "\(prompt)", "--new", "\(new)", "--repeats", "\(repeats)",
-        ]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("cost probe failed (batch \(batch), hidden \(config.hiddenSize), P = \(config.streams)): \(String(decoding: errors, as: UTF8.self))")
+        let child = try runChild(
+            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            [
+                "cost-probe", "--config", String(decoding: try config.jsonData(), as: UTF8.self), "--batch", "\(batch)",
+                "--prompt", "\(prompt)", "--new", "\(new)", "--repeats", "\(repeats)",
+            ])
+        guard child.status == 0 else {
+            throw ValidationError("cost probe failed (batch \(batch), hidden \(config.hiddenSize), P = \(config.streams)): \(String(decoding: child.err, as: UTF8.self))")
         }
-        return try JSONDecoder().decode(CostModel.Measurement.self, from: data)
+        return try JSONDecoder().decode(CostModel.Measurement.self, from: child.out)
     }
 }

@@ -44,3 +44,22 @@ func progressLine(_ text: String) {
         standardError((terminal ? "\r\u{1B}[K" : "") + text)
     }
 }
+
+/// Runs `executable` with `arguments` (in `environment`, default this process's) to its end: its
+/// exit status, standard output and standard error.
+func runChild(
+    _ executable: URL, _ arguments: [String], environment: [String: String]? = nil
+) throws -> (status: Int32, out: Data, err: Data) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, outData, errData)
+}

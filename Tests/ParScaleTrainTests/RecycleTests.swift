@@ -17,14 +17,7 @@ final class RecycleTests: XCTestCase {
     }
 
     func options(steps: Int, freeze: Bool) -> TrainingOptions {
-        var o = TrainingOptions()
-        o.batch = 2
-        o.sequence = 16
-        o.steps = steps
-        o.evalEvery = steps
-        o.checkpointEvery = steps
-        o.evalWindows = 2
-        o.taskExamples = 0
+        var o = shortRunOptions(steps: steps, batch: 2, sequence: 16, evalWindows: 2)
         o.freezeBackbone = freeze
         return o
     }

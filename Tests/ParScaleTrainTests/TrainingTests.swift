@@ -7,16 +7,7 @@ import TestSupport
 
 final class TrainingTests: XCTestCase {
     func options(steps: Int) -> TrainingOptions {
-        var o = TrainingOptions()
-        o.batch = 4
-        o.sequence = 32
-        o.steps = steps
-        o.evalEvery = steps
-        o.checkpointEvery = steps
-        o.evalWindows = 8
-        o.taskExamples = 0
-        o.optimizer.learningRate = 1e-2
-        return o
+        shortRunOptions(steps: steps, batch: 4, sequence: 32, evalWindows: 8, learningRate: 1e-2)
     }
 
     func testScheduleWarmsUpThenDecaysToTheFloor() {

@@ -103,15 +103,8 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
     /// resumes from it; its losses match a CPU run's.
     func testTrainerRunsSavesAndResumesOnVulkan() throws {
         let vulkan = try VulkanBackend(device: lavapipeDevice())
-        var o = TrainingOptions()
-        o.batch = 2
-        o.sequence = 8
-        o.steps = 4
-        o.evalEvery = 4
+        var o = shortRunOptions(steps: 4, batch: 2, sequence: 8, evalWindows: 2, learningRate: 1e-2)
         o.checkpointEvery = 2
-        o.evalWindows = 2
-        o.taskExamples = 0
-        o.optimizer.learningRate = 1e-2
         let cpuRun = TestPaths.temporaryDirectory("cpu"), vulkanRun = TestPaths.temporaryDirectory("vulkan")
         defer { for run in [cpuRun, vulkanRun] { try? FileManager.default.removeItem(at: run) } }
         // Byte-level synthetic data: a vocabulary of 256.
