@@ -36,9 +36,14 @@ let package = Package(
                 "ParScale", "ParScaleVulkan", "ParScaleTrain", "ParScaleLaw",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "ParScaleVulkan", "ParScaleTrain"]),
-        .testTarget(name: "ParScaleTrainTests", dependencies: ["ParScaleTrain", "ParScale"]),
-        .testTarget(name: "ParScaleLawTests", dependencies: ["ParScaleLaw", "ParScaleTrain", "ParScale"]),
-        .testTarget(name: "CLITests", dependencies: ["parscale"]),
+        // Helpers every test target shares: paths (reference models, fixtures, temporary folders),
+        // tolerances, the tiny model, short training runs.
+        .target(name: "TestSupport", dependencies: ["ParScale", "ParScaleTrain"], path: "Tests/TestSupport"),
+        // Core tests build without Vulkan; the Vulkan backend has its own target (lavapipe).
+        .testTarget(name: "ParScaleTests", dependencies: ["ParScale", "TestSupport"]),
+        .testTarget(name: "ParScaleVulkanTests", dependencies: ["ParScaleVulkan", "ParScaleTrain", "ParScale", "TestSupport"]),
+        .testTarget(name: "ParScaleTrainTests", dependencies: ["ParScaleTrain", "ParScale", "TestSupport"]),
+        .testTarget(name: "ParScaleLawTests", dependencies: ["ParScaleLaw", "ParScaleTrain", "ParScale", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["parscale", "TestSupport"]),
     ]
 )

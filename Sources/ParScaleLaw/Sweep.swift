@@ -70,8 +70,7 @@ public struct SweepPlan: Codable, Equatable, Sendable {
         o.data = data
         o.data.seed = data.kind == "synthetic" ? data.seed : run.seed
         o.optimizer.learningRate = learningRate
-        recipe.apply(to: &o)
-        if run.streams == 1 { o.prefixReparam = 0 }
+        recipe.apply(to: &o, streams: run.streams)
         return o
     }
 }
@@ -144,15 +143,12 @@ public enum Sweep {
             return done
         }
         let runDir = runDirectory(dir, run)
-        let trainer: Trainer
-        if FileManager.default.fileExists(atPath: Trainer.checkpointDirectory(runDir)) {
-            trainer = try Trainer.resume(runDirectory: runDir, backend: backend)
-            log("\(run.name): resuming at step \(trainer.state.step)")
-        } else {
+        let trainer = try Trainer.startOrResume(runDirectory: runDir, backend: { _ in backend }, log: log) {
             let model = ParScaleModel.initialized(plan.config(run), backend: backend, options: plan.recipe.initOptions(seed: run.seed))
-            trainer = try Trainer.start(
+            let trainer = try Trainer.start(
                 runDirectory: runDir, model: model, options: plan.trainingOptions(run), recipe: plan.recipe.metadata)
             log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")
+            return trainer
         }
         try trainer.run { line in if line.hasPrefix("eval") { log("  \(run.name) \(line)") } }  // progress lines would flood a sweep
         let e = try trainer.evaluate()

@@ -71,10 +71,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         ]
     }
 
-    /// Applies the training side of the recipe.
-    public func apply(to options: inout TrainingOptions) {
+    /// Applies the training side of the recipe to a run of a model with `streams` streams. P = 1
+    /// has no prefixes, so no prefix reparameterisation (its recorded recipe keeps the width).
+    public func apply(to options: inout TrainingOptions, streams: Int) {
         options.optimizer.parscaleLRScale = parscaleLRScale
-        options.prefixReparam = prefixReparam
+        options.prefixReparam = streams > 1 ? prefixReparam : 0
     }
 
     public init(from decoder: Decoder) throws {

@@ -26,8 +26,7 @@ struct Ablate: ParsableCommand {
     @Option(help: "Training tokens per run.") var tokens: Int?
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus = .code
-    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
-    var backend: BackendChoice = .auto
+    @OptionGroup var backend: BackendFlag
     @Flag(name: .customLong("table-only"), help: "Only tabulate the finished runs in --out.") var tableOnly = false
     @Flag(help: "Print the table as one JSON object.") var json = false
 

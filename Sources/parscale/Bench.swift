@@ -14,21 +14,18 @@ struct BenchDecode: ParsableCommand {
         commandName: "decode",
         abstract: "Prefill tokens/s and batch-1 decode ms/token for several P on one model shape.",
         discussion: """
-            Random weights of the given shape (default hidden 1024, 8 layers: ~360 MB of float32 weights, \
-            far beyond the CPU caches, so decode is bound by reading the weights). The P streams of a \
-            sequence run as one batch, so every weight is read once per step for all P rows: the ratio \
-            column shows what P costs against P = 1 measured in the same run. Figures are medians.
+            Random weights of the given shape (default hidden 1024, 8 layers, 16/4 heads, intermediate 2816: \
+            ~360 MB of float32 weights, far beyond the CPU caches, so decode is bound by reading the weights). \
+            The P streams of a sequence run as one batch, so every weight is read once per step for all \
+            P rows: the ratio column shows what P costs against P = 1 measured in the same run. Figures \
+            are medians.
             """)
 
-    @Option(help: "Hidden size.") var hidden: Int = 1024
-    @Option(help: "Layers.") var layers: Int = 8
-    @Option(help: "Attention heads.") var heads: Int = 16
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads.") var kvHeads: Int = 4
-    @Option(help: "MLP intermediate size.") var intermediate: Int = 2816
+    @OptionGroup var shape: ShapeFlags
     @Option(help: "Vocabulary size.") var vocab: Int = 256
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
     @Option(name: .customLong("P"), help: "Stream counts to measure, comma-separated.") var streams: String = "1,2,4,8"
-    @Option(help: "cpu, or vulkan (each row also on Vulkan, beside the CPU).") var backend: BackendChoice = .cpu
+    @OptionGroup var backend: BackendFlag
     @Option(help: "Prompt length for prefill.") var prompt: Int = 128
     @Option(help: "Decode steps measured.") var new: Int = 32
     @Option(help: "Prefill repetitions.") var repeats: Int = 3
@@ -37,6 +34,7 @@ struct BenchDecode: ParsableCommand {
     func run() throws {
         let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
         guard pList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--P values must be >= 1") }
+        let s = shape.shape(hidden: 1024, layers: 8, heads: 16, kvHeads: 4, intermediate: 2816)
         var backends = try benchBackends(backend)
         // On Vulkan, also the other kernel for few-row products: linear_rows.comp against the 32 x 32 tiles.
         if let vulkan = backends.last as? VulkanBackend {
@@ -46,17 +44,13 @@ struct BenchDecode: ParsableCommand {
         }
         var rows: [[String: Any]] = []
         if !json {
-            print("bench decode: hidden \(hidden), layers \(layers), heads \(heads)/\(kvHeads), intermediate \(intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
+            print("bench decode: hidden \(s.hidden), layers \(s.layers), heads \(s.heads)/\(s.kvHeads), intermediate \(s.intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
             print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1")
         }
         var baseline: [String: Double] = [:]
         for P in pList {
             for backend in backends {
-                let config = ModelConfig(
-                    vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
-                    numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: false, parscaleN: P,
-                    parscaleNTokens: prefixTokens)
-                do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
+                let config = try s.config(vocab: vocab, tied: false, streams: P, prefixTokens: prefixTokens)
                 if let reason = benchLimitation(config, backend) { throw ValidationError(reason) }
                 let model = ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 1))
                 let layout = model.layout
@@ -95,8 +89,8 @@ struct BenchDecode: ParsableCommand {
         }
         if json {
             printJSON([
-                "config": ["hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kvHeads,
-                           "intermediate": intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
+                "config": ["hidden": s.hidden, "layers": s.layers, "heads": s.heads, "kv_heads": s.kvHeads,
+                           "intermediate": s.intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
                            "prompt": prompt, "new": new],
                 "backend": backends.map(\.name).joined(separator: " and "), "rows": rows,
             ])
@@ -104,8 +98,9 @@ struct BenchDecode: ParsableCommand {
     }
 }
 
-/// The CPU backend, and beside it the backend `choice` makes when that is not the CPU.
-func benchBackends(_ choice: BackendChoice) throws -> [Backend] {
+/// The CPU backend, and beside it the backend --backend makes when that is not the CPU (default cpu).
+func benchBackends(_ flag: BackendFlag) throws -> [Backend] {
+    let choice = flag.choice(default: .cpu)
     let other = choice == .cpu ? nil : try choice.make()
     return [CPUBackend()] + (other.map { $0 is CPUBackend ? [] : [$0] } ?? [])
 }
@@ -139,11 +134,12 @@ struct BenchMatmul: ParsableCommand {
     @Option(name: .customLong("out"), help: "Output size N.") var outDim: Int = 5632
     @Option(help: "Row counts M, comma-separated.") var rows: String = "1,2,4,8,16,64,256,1024"
     @Option(help: "Square products n x n x n instead (e.g. 256,512,1024,2048), the shader benchmark's sizes.") var square: String?
-    @Option(help: "Backend: cpu or vulkan (any Vulkan device, lavapipe included).") var backend: BackendChoice = .cpu
+    @OptionGroup var backend: BackendFlag
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        let backend = try self.backend == .auto ? CPUBackend() : self.backend.make()
+        let choice = self.backend.choice(default: .cpu)
+        let backend = try choice == .auto ? CPUBackend() : choice.make()
         if let square {
             try runSquare(try parseTokenList(square, flag: "--square").map(Int.init), backend)
             return

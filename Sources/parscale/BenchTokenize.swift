@@ -42,25 +42,15 @@ struct BenchTokenize: ParsableCommand {
     }
 
     func runPeer(script: String, threads t: Int, idsOut: String?) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
         var args = [script, "--tokenizer", tokenizer, "--file", file, "--threads", "\(t)", "--repeats", "\(repeats)"]
         if let o = idsOut { args += ["--ids-out", o] }
-        process.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["RAYON_NUM_THREADS"] = "\(t)"
         env["TOKENIZERS_PARALLELISM"] = t > 1 ? "true" : "false"
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ValidationError("the HF peer (\(python) \(script)) failed with status \(process.terminationStatus): \(String(decoding: errData, as: UTF8.self).suffix(1500))")
+        let child = try runChild(URL(fileURLWithPath: python), args, environment: env)
+        guard child.status == 0,
+              let obj = try? JSONSerialization.jsonObject(with: child.out) as? [String: Any] else {
+            throw ValidationError("the HF peer (\(python) \(script)) failed with status \(child.status): \(String(decoding: child.err, as: UTF8.self).suffix(1500))")
         }
         return obj
     }

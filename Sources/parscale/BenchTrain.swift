@@ -23,7 +23,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .customLong("P"), help: "Stream counts.") var streams: String = "1,2,4,8"
     @Option(help: "Timed steps per row (after one warm-up step).") var steps: Int = 5
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
-    @Option(help: "cpu, or vulkan (each row also on Vulkan, beside the CPU; MFU is against the CPU's sgemm).") var backend: BackendChoice = .cpu
+    @OptionGroup var backend: BackendFlag
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Shape { let name: String; let hidden, layers, heads, kvHeads, intermediate, seq, batch: Int }

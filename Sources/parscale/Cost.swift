@@ -13,7 +13,8 @@ struct Cost: ParsableCommand {
             resident memory (weights, KV cache, activations, as the process sees them) and the time of \
             prefill + decoding every new token. Printed: each model's increase over the base, and the ratio \
             of the dense increase to the ParScale increase (the paper's "22x less memory increase, 6x less \
-            latency increase" for 1.6B at P = 8, batch 1, which it estimated analytically).
+            latency increase" for 1.6B at P = 8, batch 1, which it estimated analytically). The base's \
+            default shape: hidden 256, 6 layers, 8/2 heads, intermediate 2.75 x hidden.
             --preset paper-1.6b sets the paper's 1.6B shape (hidden 1536, 36 layers, 16/2 heads, \
             intermediate 8320, vocab 151936, tied, T = 48) and P = 8, k = 0.39; it needs about 12 GiB. \
             Measured on the CPU backend: the memory figure is the process's resident memory, which does \
@@ -22,11 +23,7 @@ struct Cost: ParsableCommand {
 
     enum Preset: String, ExpressibleByArgument { case paper16b = "paper-1.6b" }
 
-    @Option(help: "Hidden size of the P = 1 base.") var hidden: Int = 256
-    @Option(help: "Layers.") var layers: Int = 6
-    @Option(help: "Attention heads.") var heads: Int = 8
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads.") var kvHeads: Int = 2
-    @Option(help: "Intermediate size (default 2.75 x hidden).") var intermediate: Int?
+    @OptionGroup var shape: ShapeFlags
     @Option(help: "Vocabulary size.") var vocab: Int = 256
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
     @Option(name: .customLong("P"), help: "Streams.") var streams: Int = 8
@@ -46,10 +43,10 @@ struct Cost: ParsableCommand {
     }
 
     func run() throws {
+        let s = shape.shape(hidden: 256, layers: 6, heads: 8, kvHeads: 2, intermediate: nil)
         var base = ModelConfig(
-            vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate ?? Int((2.75 * Double(hidden) / 8).rounded()) * 8,
-            numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: true,
-            parscaleN: 1, parscaleNTokens: prefixTokens)
+            vocabSize: vocab, hiddenSize: s.hidden, intermediateSize: s.intermediate, numHiddenLayers: s.layers,
+            numAttentionHeads: s.heads, numKeyValueHeads: s.kvHeads, tieWordEmbeddings: true, parscaleN: 1, parscaleNTokens: prefixTokens)
         var P = streams, lawK = k ?? 0.39
         var batches = try parseTokenList(batch ?? "1,2,4,8", flag: "--batch").map(Int.init)
         var newTokens = new ?? 64, repetitions = repeats
@@ -64,7 +61,7 @@ struct Cost: ParsableCommand {
             repetitions = 1
         }
         if let fit { lawK = try FitSummary.load(fit).k }
-        do { try base.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
+        base = try validated(base)
         let report = try CostReport.measure(
             base: base, streams: P, k: lawK, batches: batches, prompt: prompt, new: newTokens
         ) { config, b, prompt, new in
@@ -104,42 +101,15 @@ struct Cost: ParsableCommand {
 
     /// Runs `parscale cost-probe` in a child process, so each model's peak memory is its own.
     static func probeInOwnProcess(config: ModelConfig, batch: Int, prompt: Int, new: Int, repeats: Int) throws -> CostModel.Measurement {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = [
-            "cost-probe", "--config", String(decoding: try config.jsonData(), as: UTF8.self), "--batch", "\(batch)",
-            "--prompt", "\(prompt)", "--new", "\(new)", "--repeats", "\(repeats)",
-        ]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("cost probe failed (batch \(batch), hidden \(config.hiddenSize), P = \(config.streams)): \(String(decoding: errors, as: UTF8.self))")
+        let child = try runChild(
+            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            [
+                "cost-probe", "--config", String(decoding: try config.jsonData(), as: UTF8.self), "--batch", "\(batch)",
+                "--prompt", "\(prompt)", "--new", "\(new)", "--repeats", "\(repeats)",
+            ])
+        guard child.status == 0 else {
+            throw ValidationError("cost probe failed (batch \(batch), hidden \(config.hiddenSize), P = \(config.streams)): \(String(decoding: child.err, as: UTF8.self))")
         }
-        return try JSONDecoder().decode(CostModel.Measurement.self, from: data)
-    }
-}
-
-/// One model measured in this process (used by `parscale cost`).
-struct CostProbe: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "cost-probe", abstract: "Internal: measure one model in this process (used by `cost`).",
-        shouldDisplay: false)
-
-    @Option var config: String
-    @Option var batch: Int
-    @Option var prompt: Int
-    @Option var new: Int
-    @Option var repeats: Int = 3
-
-    func run() throws {
-        let c = try JSONDecoder().decode(ModelConfig.self, from: Data(config.utf8))
-        let m = try CostModel.probe(config: c, batch: batch, prompt: prompt, new: new, repeats: repeats)
-        let encoder = JSONEncoder()
-        print(String(decoding: try encoder.encode(m), as: UTF8.self))
+        return try JSONDecoder().decode(CostModel.Measurement.self, from: child.out)
     }
 }

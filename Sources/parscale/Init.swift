@@ -3,28 +3,6 @@ import Foundation
 import ParScale
 import ParScaleTrain
 
-/// The model-shape flags shared by `init` and the benchmarks.
-struct ShapeOptions: ParsableArguments {
-    @Option(help: "Hidden size H.") var hidden: Int = 128
-    @Option(help: "Number of decoder layers L.") var layers: Int = 4
-    @Option(help: "Attention heads NH (H must be a multiple).") var heads: Int = 4
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads KVH (NH must be a multiple).") var kvHeads: Int = 2
-    @Option(help: "MLP intermediate size.") var intermediate: Int = 352
-    @Option(help: "Vocabulary size (256 = byte level).") var vocab: Int = 256
-    @Flag(help: "Tie the output head to the embedding.") var tied = false
-    @Option(name: .customLong("max-position"), help: "max_position_embeddings written to config.json.") var maxPosition: Int = 2048
-
-    /// The model of this shape with P streams and the recipe's T and smoothing.
-    func config(streams: Int, recipe: Recipe) throws -> ModelConfig {
-        let config = ModelConfig(
-            vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
-            numAttentionHeads: heads, numKeyValueHeads: kvHeads, tieWordEmbeddings: tied, parscaleN: streams,
-            parscaleNTokens: recipe.prefixTokens, parscaleAttnSmooth: recipe.smoothing, maxPositionEmbeddings: maxPosition)
-        do { try config.validate() } catch let error as ConfigError { throw ValidationError(error.message) }
-        return config
-    }
-}
-
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a randomly initialised checkpoint in the official layout.",
@@ -35,10 +13,14 @@ struct Init: ParsableCommand {
             zero, so the first mixing weights are uniform.
             Weights are stored as --dtype (f32 by default) in one model.safetensors, or in shards with \
             model.safetensors.index.json past --max-shard-size (5GB by default), as transformers saves them.
+            Default shape: hidden 128, 4 layers, 4/2 heads, intermediate 352.
             """)
 
     @Option(help: "Output checkpoint folder.") var out: String
-    @OptionGroup var shape: ShapeOptions
+    @OptionGroup var shape: ShapeFlags
+    @Option(help: "Vocabulary size (256 = byte level).") var vocab: Int = 256
+    @Flag(help: "Tie the output head to the embedding.") var tied = false
+    @Option(name: .customLong("max-position"), help: "max_position_embeddings written to config.json.") var maxPosition: Int = 2048
     @Option(name: .customLong("P"), help: "Number of parallel streams P.") var streams: Int = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @OptionGroup var recipe: RecipeFlags
@@ -47,7 +29,9 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let recipe = recipe.resolved()
-        let config = try shape.config(streams: streams, recipe: recipe)
+        let config = try shape.shape(hidden: 128, layers: 4, heads: 4, kvHeads: 2, intermediate: 352).config(
+            vocab: vocab, tied: tied, streams: streams, prefixTokens: recipe.prefixTokens, smoothing: recipe.smoothing,
+            maxPosition: maxPosition)
         if !force && FileManager.default.fileExists(atPath: Checkpoint.configPath(out)) {
             throw ValidationError("\(out) already holds a checkpoint; pass --force to overwrite it")
         }

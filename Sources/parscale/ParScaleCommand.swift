@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import ParScale
-import ParScaleVulkan
 
 @main
 struct ParScaleCommand: ParsableCommand {
@@ -13,21 +12,6 @@ struct ParScaleCommand: ParsableCommand {
             interchangeable with the official Qwen2ParScaleForCausalLM code. See README.md.
             """,
         subcommands: [Info.self, Logits.self, Generate.self, Tokenize.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, Devices.self, Bench.self])
-}
-
-/// `--model DIR`, shared by every command that reads a checkpoint.
-struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint folder (config.json + model.safetensors or its shards), or a training run folder.")
-    var model: String
-    @Option(help: "A ParScale adapter (from `recycle --freeze-backbone`) to apply to the P = 1 --model.")
-    var adapter: String?
-    @Option(help: "Compute backend: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan (any Vulkan device, lavapipe included).")
-    var backend: BackendChoice = .auto
-
-    func load() throws -> ParScaleModel {
-        let base = try Checkpoint.load(model, backend: try backend.make(for: try Checkpoint.loadConfig(model)))
-        return try adapter.map { try Adapter.apply($0, to: base) } ?? base
-    }
 }
 
 /// Parses "1,2,3" into token ids, naming the flag on error.
@@ -50,34 +34,32 @@ func standardError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// `--backend`: which backend computes.
-enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
-    case auto, cpu, vulkan
-
-    /// auto never takes a CPU Vulkan device (lavapipe: about 3.5 GFLOP/s against OpenBLAS's 175-200);
-    /// its choice, and why, goes to standard error.
-    /// `config`, when given, is checked against the chosen device's limits first.
-    func make(for config: ModelConfig? = nil) throws -> Backend {
-        if self == .cpu { return CPUBackend() }
-        do {
-            let instance = try VulkanInstance()
-            let devices = try instance.devices()
-            let chosen = self == .vulkan ? (VulkanDeviceInfo.autoChoice(devices) ?? devices.first) : VulkanDeviceInfo.autoChoice(devices)
-            guard let chosen else {
-                if self == .vulkan { throw VulkanUnavailable("--backend vulkan: no Vulkan device found") }
-                standardError("backend: cpu (no discrete or integrated GPU among the Vulkan devices)")
-                return CPUBackend()
-            }
-            if let config, let reason = VulkanBackend.limitation(for: config, on: chosen) {
-                throw VulkanUnavailable(reason)
-            }
-            let backend = try VulkanBackend(device: VulkanDevice(instance: instance, index: chosen.index))
-            standardError("backend: \(backend.name)")
-            return backend
-        } catch let error as VulkanUnavailable {
-            if self == .vulkan { throw VulkanUnavailable("--backend vulkan: \(error.reason)") }
-            standardError("backend: cpu (\(error.reason))")
-            return CPUBackend()
-        }
+/// Progress lines ("step ...") overwrite each other on a terminal; anything else, or output to
+/// a file, gets a line of its own.
+func progressLine(_ text: String) {
+    let terminal = isatty(STDERR_FILENO) != 0
+    if terminal && text.hasPrefix("step ") {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    } else {
+        standardError((terminal ? "\r\u{1B}[K" : "") + text)
     }
+}
+
+/// Runs `executable` with `arguments` (in `environment`, default this process's) to its end: its
+/// exit status, standard output and standard error.
+func runChild(
+    _ executable: URL, _ arguments: [String], environment: [String: String]? = nil
+) throws -> (status: Int32, out: Data, err: Data) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, outData, errData)
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ParScale
 import ParScaleTrain
 
-/// The recipe flags (issue #8) shared by init, pretrain, recycle and sweep: a named recipe, then
+/// The recipe flags (issue #8) shared by init, pretrain, recycle, sweep and study: a named recipe, then
 /// any single choice overridden. Unset flags keep the recipe's value; the default recipe is
 /// `Recipe.standard`, measured in Tools/bench/RESULTS.md.
 struct RecipeFlags: ParsableArguments {

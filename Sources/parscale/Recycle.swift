@@ -38,15 +38,12 @@ struct Recycle: ParsableCommand {
     }
 
     func run() throws {
-        let trainer: Trainer
-        if resume {
-            trainer = try training.resume(out)
-        } else {
+        let trainer = try training.startOrResume(out, resume: resume) {
             let source = try Checkpoint.load(from!, backend: training.backend.make(for: Checkpoint.loadConfig(from!)))
             let recipe = self.recipe.resolved(base: .recycling)
             var options = try training.options(
                 defaultSequence: 128, defaultBatch: 8, defaultLearningRate: TrainingFlags.continuedLearningRate)
-            recipe.apply(to: &options)
+            recipe.apply(to: &options, streams: streams)
             try write.apply(to: &options)
             options.freezeBackbone = freezeBackbone
             // Text is read through the source's tokenizer (or bytes for a byte-level source).
@@ -72,7 +69,7 @@ struct Recycle: ParsableCommand {
                 format: "recycling %@ into P = %d (T = %d, prefixes from %@%@): step 0 val loss %.4f, source %.4f (%+.4f)",
                 from!, streams, recipe.prefixTokens, prefixInit.rawValue, freezeBackbone ? ", frozen backbone" : "", startLoss,
                 sourceLoss, startLoss - sourceLoss))
-            trainer = try Trainer.start(
+            return try Trainer.start(
                 runDirectory: out, model: model, options: options,
                 recipe: recipe.metadata.merging([
                     "recycled_from": from!, "prefix_init": prefixInit.rawValue,
@@ -95,27 +92,3 @@ struct Recycle: ParsableCommand {
 }
 
 extension PrefixInit: ExpressibleByArgument {}
-
-struct Merge: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Write a backbone plus an adapter as one official-layout checkpoint.",
-        discussion: """
-            The weights are stored as --dtype, sharded past --max-shard-size; the backbone's tokenizer \
-            files (tokenizer.json, generation_config.json, ...) are copied beside them.
-            """)
-
-    @OptionGroup var options: ModelOptions
-    @Option(help: "Output checkpoint folder.") var out: String
-    @OptionGroup var write: ModelWriteFlags
-
-    func validate() throws {
-        if options.adapter == nil { throw ValidationError("give --adapter FILE to merge into --model") }
-    }
-
-    func run() throws {
-        let model = try options.load()
-        try write.save(model, to: out)
-        try Checkpoint.copyCompanionFiles(from: options.model, to: out)
-        print("wrote \(out): P = \(model.config.streams), official layout")
-    }
-}

@@ -4,92 +4,6 @@ import ParScale
 import ParScaleLaw
 import ParScaleTrain
 
-struct Fit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Fit the parallel scaling law L(N, P) = E + (A / (N (k ln P + 1)))^alpha.",
-        discussion: """
-            As the paper: N is the backbone's non-embedding parameters (the prefixes and the aggregator, \
-            0.2% of N in the paper but up to 15% in toy models, are P's, not N's); Huber loss (delta 1e-3) on log L, many starting points, bounded quasi-Newton \
-            (L-BFGS-B). Input: a sweep folder (every DIR/runs/*/result.json; seeds are separate points, so \
-            the bootstrap over points carries the seed spread) or a CSV with columns N,P,loss (optional \
-            loss_se, which the bootstrap adds as noise to each point). Prints E, A, alpha, k with 95% bootstrap intervals, R^2, the leave-one-out \
-            error and N_eq = N (1 + k ln P) for each P. A sweep folder also gets DIR/fit.json.
-            """)
-
-    @Argument(help: "Sweep folder or CSV file.") var input: String
-    @Option(help: "Bootstrap samples.") var samples: Int = 200
-    @Flag(help: "Print one JSON object (E, A, alpha, k, r2, intervals, loo_error).") var json = false
-
-    func run() throws {
-        let summary = try Self.fit(input, samples: samples)
-        if json {
-            printJSON([
-                "E": summary.E, "A": summary.A, "alpha": summary.alpha, "k": summary.k, "r2": summary.r2,
-                "loo_error": summary.looError, "intervals": summary.intervals, "points": summary.points,
-            ])
-            return
-        }
-        func interval(_ key: String) -> String {
-            summary.intervals[key].map { String(format: "[%.4g, %.4g]", $0[0], $0[1]) } ?? ""
-        }
-        print(String(format: "fit of %d points (%@):", summary.points, input))
-        print(String(format: "  E     = %.4g  95%% %@", summary.E, interval("E")))
-        print(String(format: "  A     = %.4g  95%% %@", summary.A, interval("A")))
-        print(String(format: "  alpha = %.4g  95%% %@", summary.alpha, interval("alpha")))
-        print(String(format: "  k     = %.4g  95%% %@", summary.k, interval("k")))
-        print(String(format: "  R^2 = %.4f, leave-one-out mean |log Lpred - log Lobs| = %.4g", summary.r2, summary.looError))
-        for p in [2, 4, 8] { print(String(format: "  P = %d is worth N_eq = %.3f x N", p, 1 + summary.k * log(Double(p)))) }
-        if !summary.kExcludesZero {
-            print("  the 95% interval of k includes 0: these runs do not show a parallel-scaling effect")
-        }
-    }
-
-    /// Fits a sweep folder or CSV; a folder also gets fit.json.
-    static func fit(_ input: String, samples: Int) throws -> FitSummary {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
-            throw ValidationError("\(input): no such sweep folder or CSV file")
-        }
-        let points: [LawPoint], errors: [Double]?
-        if isDirectory.boolValue {
-            let results = try Sweep.results(in: input)
-            guard !results.isEmpty else { throw ValidationError("\(input): no finished sweep runs (expected DIR/runs/*/result.json)") }
-            points = results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }
-            // Not the validation standard errors: every run is scored on the same windows, so their
-            // sampling error is shared by all runs (it moves E, not the differences the law fits);
-            // the spread between seeds is what differs, and the bootstrap over points carries it.
-            errors = nil
-        } else {
-            (points, errors) = try LawFitter.readCSV(input)
-        }
-        let fit = try LawFitter.analyse(points, errors: errors, samples: samples)
-        let p = fit.parameters
-        let summary = FitSummary(
-            E: p.E, A: p.A, alpha: p.alpha, k: p.k, r2: fit.r2,
-            intervals: fit.intervals.mapValues { [$0.low, $0.high] }, looError: fit.looError, points: points.count)
-        if isDirectory.boolValue {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try atomicWrite(encoder.encode(summary), to: FitSummary.path(input))
-        }
-        return summary
-    }
-}
-
-struct ReportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "report",
-        abstract: "Write DIR/report.html (self-contained, SVG plots) and DIR/report.md from a sweep folder.",
-        discussion: "Plots: loss against N for each P with the fitted curves; loss against P; measured cost ratios against batch size beside the paper's. Tables: runs, loss by size and P, fit, N_eq, cost.")
-
-    @Argument(help: "Sweep folder.") var dir: String
-
-    func run() throws {
-        let path = try Report.write(dir: dir)
-        print("wrote \(path) and \((dir as NSString).appendingPathComponent("report.md"))")
-    }
-}
-
 struct Study: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sweep, fit, measured cost and report in one command, on the built-in corpus.",
@@ -104,8 +18,7 @@ struct Study: ParsableCommand {
     @Option(help: "Study folder (default runs/study-PRESET).") var out: String?
     @Option(help: "Built-in corpus: synthetic or code (default: the preset's).") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
-    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
-    var backend: BackendChoice = .auto
+    @OptionGroup var backend: BackendFlag
 
     func run() throws {
         guard preset == "tiny" || preset == "small", var plan = SweepPlan.preset(preset) else {
@@ -125,7 +38,7 @@ struct Study: ParsableCommand {
         }
         let summary = try Fit.fit(dir, samples: preset == "tiny" ? 50 : 200)
         standardError(String(format: "fit: k = %.4g, 95%% [%.4g, %.4g], R^2 = %.4f", summary.k, summary.intervals["k"]?[0] ?? .nan, summary.intervals["k"]?[1] ?? .nan, summary.r2))
-        var base = plan.config(SweepRun(hidden: plan.hiddenSizes.max()!, streams: 1, seed: 0))
+        let base = plan.config(SweepRun(hidden: plan.hiddenSizes.max()!, streams: 1, seed: 0))
         let P = plan.streams.max()!
         // The cost comparison needs an equivalent dense size: the fitted k when its interval
         // excludes 0, else the paper's k (and the report says which).

@@ -30,8 +30,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
-    @Option(help: "Compute backend of every run: auto (a Vulkan GPU if there is one, else the CPU), cpu or vulkan.")
-    var backend: BackendChoice = .auto
+    @OptionGroup var backend: BackendFlag
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them.") var emitJobs = false
 

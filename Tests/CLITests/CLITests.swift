@@ -1,12 +1,9 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Runs the `parscale` binary as a user would.
 final class CLITests: XCTestCase {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let reference = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
-
     /// The built executable sits beside the test bundle.
     var binary: URL {
         var dir = Bundle(for: CLITests.self).bundleURL
@@ -35,12 +32,6 @@ final class CLITests: XCTestCase {
             err: String(decoding: errData, as: UTF8.self))
     }
 
-    func temporary() -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-cli-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     func json(_ text: String) throws -> [String: Any] {
         let line = text.split(separator: "\n").last.map(String.init) ?? ""
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
@@ -55,7 +46,7 @@ final class CLITests: XCTestCase {
     }
 
     func testInitThenInfoReportsTheCounts() throws {
-        let dir = temporary().appendingPathComponent("m")
+        let dir = temporaryFolder().appendingPathComponent("m")
         let initRun = try parscale(["init", "--out", dir.path, "--hidden", "32", "--layers", "2", "--heads", "4",
                                     "--kv-heads", "2", "--intermediate", "64", "--vocab", "256", "--P", "4",
                                     "--prefix-tokens", "8", "--tied", "--seed", "1"])
@@ -76,7 +67,7 @@ final class CLITests: XCTestCase {
     }
 
     func testLogitsAndGenerateReproduceTheOfficialReference() throws {
-        let model = Self.reference.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
+        let model = TestPaths.reference.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
         let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: model.appendingPathComponent("reference.json"))) as! [String: Any]
         let prompt = (ref["prompt_ids"] as! [[Int]])[0], gen = (ref["gen_ids"] as! [[Int]])[0]
         let run = try parscale(["generate", "--model", model.path, "--prompt-tokens",
@@ -87,7 +78,7 @@ final class CLITests: XCTestCase {
         let ids = ref["input_ids"] as! [[Int]]
         for backend in ["cpu", "vulkan"] {
         if backend == "vulkan" && !FileManager.default.fileExists(atPath: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") { continue }
-        let out = temporary().appendingPathComponent("logits.safetensors")
+        let out = temporaryFolder().appendingPathComponent("logits.safetensors")
         let logitsRun = try parscale(["logits", "--backend", backend, "--model", model.path,
                                       "--tokens", ids[0].map(String.init).joined(separator: ","),
                                       "--tokens", ids[1].map(String.init).joined(separator: ","), "--out", out.path])
@@ -106,7 +97,7 @@ final class CLITests: XCTestCase {
     }
 
     func testSampledGenerationIsSeededAndTextStreams() throws {
-        let model = Self.reference.appendingPathComponent("p2_t8_untied").path
+        let model = TestPaths.reference.appendingPathComponent("p2_t8_untied").path
         let args = ["generate", "--model", model, "--prompt", "hello", "--max-new-tokens", "12",
                     "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "3", "--json"]
         let a = try json(try parscale(args).out), b = try json(try parscale(args).out)
@@ -118,7 +109,7 @@ final class CLITests: XCTestCase {
     }
 
     func testBadInputGivesAClearErrorAndNonZeroExit() throws {
-        let model = Self.reference.appendingPathComponent("p1_tied").path
+        let model = TestPaths.reference.appendingPathComponent("p1_tied").path
         let cases: [([String], String)] = [
             (["logits", "--model", model, "--tokens", "1,2,3", "--tokens", "4,5", "--out", "/tmp/x.safetensors"], "unequal lengths"),
             (["logits", "--model", model, "--tokens", "1,x", "--out", "/tmp/x.safetensors"], "--tokens"),
@@ -127,7 +118,7 @@ final class CLITests: XCTestCase {
             (["generate", "--model", model, "--prompt", "a", "--greedy", "--temperature", "1"], "exclude"),
             (["generate", "--model", model], "--prompt"),
             (["info", "--model", model, "--frobnicate"], "frobnicate"),
-            (["init", "--out", temporary().path, "--hidden", "30", "--heads", "4"], "multiple"),
+            (["init", "--out", temporaryFolder().path, "--hidden", "30", "--heads", "4"], "multiple"),
         ]
         for (args, phrase) in cases {
             let run = try parscale(args)
@@ -136,7 +127,7 @@ final class CLITests: XCTestCase {
             XCTAssertFalse(run.err.contains("Fatal error"), run.err)
         }
         // A corrupt checkpoint: the weights file cut short.
-        let dir = temporary()
+        let dir = temporaryFolder()
         for name in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(
                 at: URL(fileURLWithPath: model).appendingPathComponent(name), to: dir.appendingPathComponent(name))
@@ -162,7 +153,7 @@ final class CLITests: XCTestCase {
     }
 
     func testPretrainThenEvalAndResumeThroughTheCLI() throws {
-        let run = temporary().appendingPathComponent("run").path
+        let run = temporaryFolder().appendingPathComponent("run").path
         let args = ["pretrain", "--out", run, "--size", "tiny", "--P", "2", "--prefix-tokens", "4", "--steps", "4",
                     "--seq", "32", "--batch", "2", "--eval-windows", "2", "--task-examples", "2", "--stop-after", "2"]
         let first = try parscale(args)
@@ -180,7 +171,7 @@ final class CLITests: XCTestCase {
         XCTAssertNotNil(eval["val_loss"] as? Double)
         XCTAssertNotNil(eval["bits_per_byte"] as? Double)
         XCTAssertNotNil(eval["task_accuracy"] as? Double)
-        let bad = try parscale(["pretrain", "--out", temporary().path, "--data", "/nonexistent/corpus", "--steps", "1"])
+        let bad = try parscale(["pretrain", "--out", temporaryFolder().path, "--data", "/nonexistent/corpus", "--steps", "1"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("/nonexistent/corpus"), bad.err)
     }
@@ -190,7 +181,7 @@ final class CLITests: XCTestCase {
         guard FileManager.default.fileExists(atPath: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") else { throw XCTSkip("no lavapipe") }
         var losses: [Double] = []
         for backend in ["cpu", "vulkan"] {
-            let run = temporary().appendingPathComponent("run").path
+            let run = temporaryFolder().appendingPathComponent("run").path
             let result = try parscale(["pretrain", "--out", run, "--size", "tiny", "--P", "2", "--prefix-tokens", "4", "--steps", "2",
                                        "--seq", "16", "--batch", "2", "--eval-windows", "2", "--task-examples", "0", "--backend", backend])
             XCTAssertEqual(result.status, 0, result.err)
@@ -208,7 +199,7 @@ final class CLITests: XCTestCase {
         setenv("LP_NUM_THREADS", "0", 0)  // lavapipe on the calling thread: far faster for tiny dispatches
         var losses: [[Double]] = []
         for backend in ["cpu", "vulkan"] {
-            let dir = temporary().appendingPathComponent("sweep-\(backend)").path
+            let dir = temporaryFolder().appendingPathComponent("sweep-\(backend)").path
             let run = try parscale(["sweep", "--preset", "tiny", "--out", dir, "--sizes", "32", "--P", "1,2", "--seeds", "0",
                                     "--tokens", "2048", "--backend", backend])
             XCTAssertEqual(run.status, 0, run.err)
@@ -222,8 +213,8 @@ final class CLITests: XCTestCase {
     }
 
     func testRecycleFrozenThenAdapterAndMergeThroughTheCLI() throws {
-        let base = Self.reference.appendingPathComponent("p1_tied").path
-        let run = temporary().appendingPathComponent("recycled").path
+        let base = TestPaths.reference.appendingPathComponent("p1_tied").path
+        let run = temporaryFolder().appendingPathComponent("recycled").path
         let recycle = try parscale(["recycle", "--from", base, "--P", "2", "--out", run, "--prefix-tokens", "4",
                                     "--freeze-backbone", "--steps", "2", "--seq", "16", "--batch", "2", "--eval-windows", "2",
                                     "--task-examples", "0"])
@@ -242,25 +233,25 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(viaAdapter["tokens"] as? [Int], viaRun["tokens"] as? [Int])
         let info = try json(try parscale(["info", "--model", base, "--adapter", adapter, "--json"]).out)
         XCTAssertEqual((info["config"] as? [String: Any])?["parscale_n"] as? Int, 2)
-        let merged = temporary().appendingPathComponent("merged").path
+        let merged = temporaryFolder().appendingPathComponent("merged").path
         let merge = try parscale(["merge", "--model", base, "--adapter", adapter, "--out", merged])
         XCTAssertEqual(merge.status, 0, merge.err)
         let viaMerged = try json(try parscale(["generate", "--model", merged, "--prompt-tokens", "1,2,3", "--max-new-tokens", "6", "--json"]).out)
         XCTAssertEqual(viaMerged["tokens"] as? [Int], viaRun["tokens"] as? [Int])
         // The wrong backbone is refused.
-        let wrong = try parscale(["generate", "--model", Self.reference.appendingPathComponent("p2_t8_untied").path,
+        let wrong = try parscale(["generate", "--model", TestPaths.reference.appendingPathComponent("p2_t8_untied").path,
                                   "--adapter", adapter, "--prompt-tokens", "1"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.err.contains("P = 1 backbone"), wrong.err)
-        let notP1 = try parscale(["recycle", "--from", Self.reference.appendingPathComponent("p2_t8_untied").path, "--P", "4",
-                                  "--out", temporary().path, "--steps", "1"])
+        let notP1 = try parscale(["recycle", "--from", TestPaths.reference.appendingPathComponent("p2_t8_untied").path, "--P", "4",
+                                  "--out", temporaryFolder().path, "--steps", "1"])
         XCTAssertNotEqual(notP1.status, 0)
         XCTAssertTrue(notP1.err.contains("P = 1"), notP1.err)
     }
 
     /// The tiny study end to end, as CI runs it: sweep, fit, cost, report.
     func testTinyStudyWritesItsReport() throws {
-        let dir = temporary().appendingPathComponent("study").path
+        let dir = temporaryFolder().appendingPathComponent("study").path
         let run = try parscale(["study", "--preset", "tiny", "--out", dir])
         XCTAssertEqual(run.status, 0, run.err)
         XCTAssertTrue(run.err.contains("fit: k ="), run.err)
@@ -284,7 +275,7 @@ final class CLITests: XCTestCase {
     /// A tiny ablation end to end: P = 1 runs shared by the recipes, cells paired by seed, the
     /// table in JSON, in ablation.md and in the report.
     func testTinyAblationTabulatesRecipesAgainstP1() throws {
-        let dir = temporary().appendingPathComponent("ablation").path
+        let dir = temporaryFolder().appendingPathComponent("ablation").path
         let args = ["ablate", "--out", dir, "--recipes", "base,reparam", "--sizes", "32,48", "--P", "2", "--seeds", "0,1",
                     "--tokens", "4096", "--corpus", "synthetic"]
         let run = try parscale(args)
@@ -327,7 +318,7 @@ final class CLITests: XCTestCase {
     /// `init --dtype bf16 --max-shard-size 100KB` writes transformers-style shards that `info` and
     /// `logits` read; a bad size or dtype is a usage error naming the flag.
     func testInitWritesBF16ShardsThatInfoAndLogitsRead() throws {
-        let dir = temporary().appendingPathComponent("sharded").path
+        let dir = temporaryFolder().appendingPathComponent("sharded").path
         let shape = ["--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--intermediate", "176", "--P", "2"]
         let run = try parscale(["init", "--out", dir] + shape + ["--dtype", "bf16", "--max-shard-size", "100KB"])
         XCTAssertEqual(run.status, 0, run.err)
@@ -351,7 +342,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(object["file_bytes"] as? Int, shardBytes)
         let parameters = try XCTUnwrap(object["parameters"] as? Int)
         XCTAssertEqual((index["metadata"] as? [String: Any])?["total_size"] as? Int, 2 * parameters)
-        let out = temporary().appendingPathComponent("logits.safetensors").path
+        let out = temporaryFolder().appendingPathComponent("logits.safetensors").path
         let logits = try parscale(["logits", "--model", dir, "--tokens", "1,2,3", "--out", out])
         XCTAssertEqual(logits.status, 0, logits.err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out))
@@ -362,7 +353,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try parscale(["info", "--model", dir]).status, 0)
         for (flags, phrase) in [(["--max-shard-size", "5XB"], "--max-shard-size"), (["--max-shard-size", "0"], "--max-shard-size"),
                                 (["--max-shard-size", "1.5GB"], "2GiB"), (["--dtype", "f8"], "--dtype")] {
-            let bad = try parscale(["init", "--out", temporary().path + "/bad"] + shape + flags)
+            let bad = try parscale(["init", "--out", temporaryFolder().path + "/bad"] + shape + flags)
             XCTAssertNotEqual(bad.status, 0, "\(flags)")
             XCTAssertTrue(bad.err.contains(phrase), "\(flags): \(bad.err)")
             XCTAssertFalse(bad.err.contains("Fatal error"), bad.err)
@@ -396,16 +387,16 @@ final class CLITests: XCTestCase {
     /// recycle and merge write complete model folders: the source's tokenizer.json and
     /// generation_config.json travel with bf16 / f16 weights.
     func testRecycleAndMergeCarryTheTokenizerWithBF16Weights() throws {
-        let source = temporary().appendingPathComponent("base").path
+        let source = temporaryFolder().appendingPathComponent("base").path
         let made = try parscale(["init", "--out", source, "--hidden", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2",
                                  "--intermediate", "64", "--P", "1"])
         XCTAssertEqual(made.status, 0, made.err)
         let tokenizer = try byteLevelTokenizerJSON(), generation = Data(#"{"do_sample": true, "temperature": 0.7}"#.utf8)
         try tokenizer.write(to: URL(fileURLWithPath: source + "/tokenizer.json"))
         try generation.write(to: URL(fileURLWithPath: source + "/generation_config.json"))
-        let text = temporary().appendingPathComponent("text.txt")
+        let text = temporaryFolder().appendingPathComponent("text.txt")
         try Data(String(repeating: "let x = 1 + 2 // three\nprint(x)\n", count: 300).utf8).write(to: text)
-        let run = temporary().appendingPathComponent("recycled").path
+        let run = temporaryFolder().appendingPathComponent("recycled").path
         let recycle = try parscale(["recycle", "--from", source, "--P", "2", "--out", run, "--prefix-tokens", "4",
                                     "--freeze-backbone", "--steps", "2", "--seq", "16", "--batch", "2", "--eval-windows", "2",
                                     "--task-examples", "0", "--data", text.path, "--dtype", "bf16", "--max-shard-size", "20KB"])
@@ -421,7 +412,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(state.contains("\"maxShardBytes\" : 20000"), state)
         XCTAssertEqual(try parscale(["info", "--model", run]).status, 0)
 
-        let merged = temporary().appendingPathComponent("merged").path
+        let merged = temporaryFolder().appendingPathComponent("merged").path
         let merge = try parscale(["merge", "--model", source, "--adapter", run + "/adapter.safetensors", "--out", merged,
                                   "--dtype", "f16", "--max-shard-size", "30KB"])
         XCTAssertEqual(merge.status, 0, merge.err)
@@ -437,7 +428,7 @@ final class CLITests: XCTestCase {
     func testPretrainResumeIsExactWithBF16Shards() throws {
         let flags = ["--size", "tiny", "--P", "2", "--steps", "4", "--seq", "16", "--batch", "2", "--eval-windows", "2",
                      "--task-examples", "0", "--backend", "cpu", "--dtype", "bf16", "--max-shard-size", "40KB"]
-        let straight = temporary().appendingPathComponent("straight").path, split = temporary().appendingPathComponent("split").path
+        let straight = temporaryFolder().appendingPathComponent("straight").path, split = temporaryFolder().appendingPathComponent("split").path
         XCTAssertEqual(try parscale(["pretrain", "--out", straight] + flags).status, 0)
         let first = try parscale(["pretrain", "--out", split, "--stop-after", "2"] + flags)
         XCTAssertEqual(first.status, 0, first.err)
@@ -459,7 +450,7 @@ final class CLITests: XCTestCase {
         // --from: the source's generation_config.json goes into every checkpoint.
         let generation = Data(#"{"max_new_tokens": 9}"#.utf8)
         try generation.write(to: URL(fileURLWithPath: straight + "/checkpoint/generation_config.json"))
-        let continued = temporary().appendingPathComponent("continued").path
+        let continued = temporaryFolder().appendingPathComponent("continued").path
         let from = try parscale(["pretrain", "--out", continued, "--from", straight, "--steps", "1", "--seq", "16", "--batch", "2",
                                  "--eval-windows", "2", "--task-examples", "0", "--backend", "cpu"])
         XCTAssertEqual(from.status, 0, from.err)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// A checkpoint as users bring it: a Qwen2ForCausalLM saved by transformers 5 (sharded, bf16,
@@ -6,7 +7,7 @@ import XCTest
 /// logits and greedy generations (Tests/Fixtures/hf-qwen2, made by
 /// Tools/fixtures/make_hf_model_fixture.py).
 extension CLITests {
-    static let released = packageRoot.appendingPathComponent("Tests/Fixtures/hf-qwen2")
+    static let released = TestPaths.fixtures.appendingPathComponent("hf-qwen2")
     var releasedModel: String { Self.released.appendingPathComponent("model").path }
     var releasedData: String { Self.released.appendingPathComponent("data").path }
 
@@ -35,7 +36,7 @@ extension CLITests {
         let reference = Self.released.appendingPathComponent("reference.safetensors").path
         let cases = try releasedCases()
         let ids = (cases[0]["prompt_ids"] as! [Int]) + (cases[0]["generated_ids"] as! [Int]).prefix(5)
-        let out = temporary().appendingPathComponent("logits.safetensors").path
+        let out = temporaryFolder().appendingPathComponent("logits.safetensors").path
         let run = try parscale(["logits", "--model", releasedModel, "--tokens", ids.map(String.init).joined(separator: ","), "--out", out])
         XCTAssertEqual(run.status, 0, run.err)
         let ours = try readF32(out, "logits"), theirs = try readF32(reference, "logits")
@@ -77,7 +78,7 @@ extension CLITests {
             let plain = try parscale(["tokenize", "--model", releasedModel, "--text", c["prompt"] as! String])
             XCTAssertEqual(plain.out, (c["prompt_ids"] as! [Int]).map(String.init).joined(separator: ",") + "\n")
         }
-        let file = temporary().appendingPathComponent("bad.txt")
+        let file = temporaryFolder().appendingPathComponent("bad.txt")
         try Data([0x61, 0xC3, 0x28]).write(to: file)
         let bad = try parscale(["tokenize", "--model", releasedModel, "--file", file.path])
         XCTAssertNotEqual(bad.status, 0)
@@ -86,14 +87,14 @@ extension CLITests {
 
     /// A model whose ids are not bytes, without its tokenizer: text input is refused, never read as bytes.
     func testTextInputWithoutTheTokenizerIsRefused() throws {
-        let copy = temporary().appendingPathComponent("no-tokenizer")
+        let copy = temporaryFolder().appendingPathComponent("no-tokenizer")
         try FileManager.default.copyItem(atPath: releasedModel, toPath: copy.path)
         try FileManager.default.removeItem(at: copy.appendingPathComponent("tokenizer.json"))
         let generate = try parscale(["generate", "--model", copy.path, "--prompt", "Ada says", "--max-new-tokens", "2"])
         XCTAssertNotEqual(generate.status, 0)
         XCTAssertTrue(generate.err.contains("--tokenizer") && generate.err.contains("512"), generate.err)
         let recycle = try parscale(["recycle", "--from", copy.path, "--P", "2", "--data", releasedData, "--steps", "1",
-                                    "--out", temporary().appendingPathComponent("r").path])
+                                    "--out", temporaryFolder().appendingPathComponent("r").path])
         XCTAssertNotEqual(recycle.status, 0)
         XCTAssertTrue(recycle.err.contains("--tokenizer"), recycle.err)
         let eval = try parscale(["eval", "--model", copy.path, "--data", releasedData])
@@ -111,7 +112,7 @@ extension CLITests {
     /// recycle --from a transformers checkpoint --data text: tokenized with its tokenizer (cached in
     /// the run), a complete model folder out (tokenizer files included) that generates text.
     func testRecycleAReleasedCheckpointOnText() throws {
-        let run = temporary().appendingPathComponent("recycled").path
+        let run = temporaryFolder().appendingPathComponent("recycled").path
         let recycle = try parscale(["recycle", "--from", releasedModel, "--P", "2", "--data", releasedData, "--steps", "4",
                                     "--seq", "32", "--batch", "2", "--eval-windows", "4", "--out", run, "--backend", "cpu"])
         XCTAssertEqual(recycle.status, 0, recycle.err)
@@ -138,7 +139,7 @@ extension CLITests {
     }
 
     func testConfigOfTransformers5IsReadAndUnsupportedRopeRefused() throws {
-        let copy = temporary().appendingPathComponent("rope")
+        let copy = temporaryFolder().appendingPathComponent("rope")
         try FileManager.default.copyItem(atPath: releasedModel, toPath: copy.path)
         let configPath = copy.appendingPathComponent("config.json")
         var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configPath)) as? [String: Any])

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import ParScaleLaw
+import TestSupport
 
 /// The paper's measured losses, copied from `parametric_fit.py` in github.com/QwenLM/ParScale
 /// (HEAD, blob eb536c99e02e793305a75d77af2f9e57b4f4a6cf): non-embedding parameters per P row
@@ -108,38 +109,38 @@ final class FitTests: XCTestCase {
 
     // MARK: 2. the paper's published losses
 
-    func testPaperStackV2Python() throws {
-        let pts = PaperData.stack
-        XCTAssertEqual(pts.count, 24)
+    /// Our fit of a published data set: the paper's k, the script's parameters, an optimum at
+    /// least as good as scipy's, and the script's R^2.
+    func checkPaperFit(
+        _ name: String, _ pts: [LawPoint], paperK: Double, script: LawParameters, scriptObjective: Double, scriptR2: Double,
+        minR2: Double, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let p = try LawFitter.fit(pts)
         let obj = LawFitter.huberObjective(p, pts)
         let r2 = LawFitter.rSquared(p, pts)
-        print("Stack-V2-Python:", p, "objective", obj, "R2", r2)
+        print("\(name):", p, "objective", obj, "R2", r2)
+        XCTAssertEqual(p.k, paperK, accuracy: 0.02, file: file, line: line)
+        XCTAssertEqual(p.k, script.k, accuracy: 0.005, file: file, line: line)
+        XCTAssertEqual(p.alpha, script.alpha, accuracy: 0.01, file: file, line: line)
+        XCTAssertEqual(p.E, script.E, accuracy: 0.05, file: file, line: line)
+        XCTAssertLessThanOrEqual(obj, scriptObjective * (1 + 1e-6), file: file, line: line)
+        XCTAssertEqual(r2, scriptR2, accuracy: 5e-4, file: file, line: line)
+        XCTAssertGreaterThan(r2, minR2, file: file, line: line)
+    }
+
+    func testPaperStackV2Python() throws {
+        XCTAssertEqual(PaperData.stack.count, 24)
         // paper: k ~= 0.39; the script prints k = 0.3934
-        XCTAssertEqual(p.k, 0.39, accuracy: 0.02)
-        XCTAssertEqual(p.k, PaperData.scriptStack.k, accuracy: 0.005)
-        XCTAssertEqual(p.alpha, PaperData.scriptStack.alpha, accuracy: 0.01)
-        XCTAssertEqual(p.E, PaperData.scriptStack.E, accuracy: 0.05)
-        // at least as good an optimum as scipy's
-        XCTAssertLessThanOrEqual(obj, PaperData.scriptStackObjective * (1 + 1e-6))
-        XCTAssertEqual(r2, PaperData.scriptStackR2, accuracy: 5e-4)
-        XCTAssertGreaterThan(r2, 0.997)
+        try checkPaperFit(
+            "Stack-V2-Python", PaperData.stack, paperK: 0.39, script: PaperData.scriptStack,
+            scriptObjective: PaperData.scriptStackObjective, scriptR2: PaperData.scriptStackR2, minR2: 0.997)
     }
 
     func testPaperPile() throws {
-        let pts = PaperData.pile
-        let p = try LawFitter.fit(pts)
-        let obj = LawFitter.huberObjective(p, pts)
-        let r2 = LawFitter.rSquared(p, pts)
-        print("Pile:", p, "objective", obj, "R2", r2)
         // paper: k ~= 0.33; the script prints k = 0.3344
-        XCTAssertEqual(p.k, 0.33, accuracy: 0.02)
-        XCTAssertEqual(p.k, PaperData.scriptPile.k, accuracy: 0.005)
-        XCTAssertEqual(p.alpha, PaperData.scriptPile.alpha, accuracy: 0.01)
-        XCTAssertEqual(p.E, PaperData.scriptPile.E, accuracy: 0.05)
-        XCTAssertLessThanOrEqual(obj, PaperData.scriptPileObjective * (1 + 1e-6))
-        XCTAssertEqual(r2, PaperData.scriptPileR2, accuracy: 5e-4)
-        XCTAssertGreaterThan(r2, 0.998)
+        try checkPaperFit(
+            "Pile", PaperData.pile, paperK: 0.33, script: PaperData.scriptPile, scriptObjective: PaperData.scriptPileObjective,
+            scriptR2: PaperData.scriptPileR2, minR2: 0.998)
     }
 
     /// The script's own optimum evaluates, under our objective, to the objective the script prints,
@@ -183,9 +184,8 @@ final class FitTests: XCTestCase {
     // MARK: 3. CSV
 
     func tempFile(_ contents: String) throws -> String {
-        let path = NSTemporaryDirectory() + "parscale-law-\(UUID().uuidString).csv"
+        let path = temporaryFolder().appendingPathComponent("points.csv").path
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
 

@@ -7,11 +7,12 @@ import XCTest
 @testable import ParScale
 @testable import ParScaleLaw
 @testable import ParScaleTrain
+import TestSupport
 
 /// A miniature study end to end: sweep (with a resumed and a skipped run), fit, cost, report.
 final class StudyTests: XCTestCase {
     func testSweepFitCostAndReportProduceEveryPlotAndTable() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-study-\(UUID().uuidString)").path
+        let dir = temporaryFolder().path
         var plan = SweepPlan(hiddenSizes: [16, 24, 32], streams: [1, 2], seeds: [0], tokens: 4 * 8 * 32)
         plan.layers = 1
         plan.recipe.prefixTokens = 2

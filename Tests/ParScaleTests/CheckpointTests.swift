@@ -2,12 +2,11 @@ import Foundation
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 final class CheckpointTests: XCTestCase {
     func makeConfig(P: Int, tied: Bool, kvHeads: Int = 2) -> ModelConfig {
-        ModelConfig(
-            vocabSize: 256, hiddenSize: 64, intermediateSize: 176, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: kvHeads, tieWordEmbeddings: tied, parscaleN: P, parscaleNTokens: 8)
+        tinyConfig(P: P, hidden: 64, intermediate: 176, kvHeads: kvHeads, prefixTokens: 8, tied: tied)
     }
 
     func initialized(_ config: ModelConfig, seed: UInt64 = 3) -> [Float] {

@@ -1,14 +1,13 @@
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 /// Backward against central finite differences of the loss, for every parameter tensor.
 final class GradientTests: XCTestCase {
     func tinyModel(P: Int, tied: Bool, smoothing: Double, seed: UInt64) -> ParScaleModel {
-        let config = ModelConfig(
-            vocabSize: 23, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: 2, tieWordEmbeddings: tied, parscaleN: P, parscaleNTokens: 3,
-            parscaleAttnSmooth: smoothing)
+        let config = tinyConfig(
+            P: P, vocab: 23, hidden: 16, intermediate: 24, prefixTokens: 3, tied: tied, smoothing: smoothing)
         let layout = ParameterLayout(config)
         // Every tensor random and non-trivial (norms near 1, non-zero biases and aggregator),
         // large enough that float32 finite differences resolve the gradients.

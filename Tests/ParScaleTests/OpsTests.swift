@@ -2,6 +2,7 @@ import CKernels
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 /// CPU kernels against plain Double arithmetic on awkward sizes.
 final class OpsTests: XCTestCase {

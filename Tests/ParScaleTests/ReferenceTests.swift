@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 /// The models in ../shared/reference were made with the official PyTorch code; every output
 /// must be reproduced with max|ours - ref| / max|ref| < 1e-4.

@@ -2,21 +2,18 @@ import Foundation
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 final class SafeTensorsTests: XCTestCase {
     // MARK: Helpers
 
-    /// ../shared/reference/p2_t8_untied beside the package root.
-    private static let referenceDir = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference/p2_t8_untied")
+    /// The reference model p2_t8_untied (TestPaths.reference).
+    private static let referenceDir = TestPaths.reference.appendingPathComponent("p2_t8_untied")
 
     private var scratch: URL!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory
-            .appendingPathComponent("parscale-st-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratch = TestPaths.temporaryDirectory(name)
     }
 
     override func tearDownWithError() throws {

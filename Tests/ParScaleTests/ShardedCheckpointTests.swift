@@ -2,14 +2,13 @@ import Foundation
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 /// Sharded checkpoints (model-0000k-of-0000n.safetensors + model.safetensors.index.json, as
 /// transformers writes them past max_shard_size), BF16/F16 saves, and the files that travel with them.
 final class ShardedCheckpointTests: XCTestCase {
     func makeConfig(P: Int = 2, tied: Bool = false) -> ModelConfig {
-        ModelConfig(
-            vocabSize: 256, hiddenSize: 64, intermediateSize: 176, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: 2, tieWordEmbeddings: tied, parscaleN: P, parscaleNTokens: 8)
+        tinyConfig(P: P, hidden: 64, intermediate: 176, prefixTokens: 8, tied: tied)
     }
 
     func initialized(_ config: ModelConfig, seed: UInt64 = 3) -> [Float] {

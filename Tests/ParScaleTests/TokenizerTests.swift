@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import ParScale
+import TestSupport
 
 /// The tokenizer against Hugging Face `tokenizers` 0.23.3: fixtures made by
 /// Tools/fixtures/make_tokenizer_fixtures.py (ids of the whole of text.txt encoded in one call,
@@ -12,10 +13,8 @@ final class TokenizerTests: XCTestCase {
         return (0..<n).first { a[$0] != b[$0] } ?? n
     }
 
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures/tokenizer")
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = TestPaths.fixtures.appendingPathComponent("tokenizer")
+    static let repoRoot = TestPaths.packageRoot
     static let trained = ["bpe1000-pairs", "bpe4000-strings", "bpe4000-ignore-merges"]
 
     /// The real Qwen2 tokenizer.json (not committed: 11 MB). A missing file fails the test.

@@ -3,16 +3,10 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleTrain
+import TestSupport
 
 final class DataTests: XCTestCase {
     // MARK: - Helpers
-
-    func temporaryFolder() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-data-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir.path
-    }
 
     func write(_ bytes: [UInt8], _ path: String) throws {
         try FileManager.default.createDirectory(
@@ -299,7 +293,7 @@ final class DataTests: XCTestCase {
     }
 
     func testTextStreamDrawsSeededResumableWindowsOfTheTrainingText() throws {
-        let dir = try temporaryFolder(), file = dir + "/book.txt"
+        let dir = temporaryFolder().path, file = dir + "/book.txt"
         try write(prose(20_000, tag: 1), file)
         let text = try TextCorpus(path: file, minimumBytes: 256), corpus = TokenCorpus(bytes: text)
         let train = text.train.map { Int32($0) }
@@ -343,7 +337,7 @@ final class DataTests: XCTestCase {
     // MARK: - Text corpus
 
     func testTextCorpusReadsAFolderSkippingHiddenBinaryAndInvalidFiles() throws {
-        let dir = try temporaryFolder()
+        let dir = temporaryFolder().path
         // Names: one whose FNV-1a hash sends it to validation, the others to training.
         let names = (0..<200).map { "notes\($0).txt" }
         let validationName = try XCTUnwrap(names.first { FNV1a.hash($0) % 20 == 0 })
@@ -377,7 +371,7 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(again.validation, corpus.validation)
 
         // With no file hashed to validation, the last 5% (at least minimumBytes) are validation.
-        let dir2 = try temporaryFolder()
+        let dir2 = temporaryFolder().path
         var all = ""
         for name in trainNames {
             try write(contents[name]!, dir2 + "/" + name)
@@ -390,7 +384,7 @@ final class DataTests: XCTestCase {
     }
 
     func testTextCorpusSplitsASingleFile() throws {
-        let dir = try temporaryFolder(), file = dir + "/one.txt"
+        let dir = temporaryFolder().path, file = dir + "/one.txt"
         let text = prose(30_000, tag: 5)
         try write(text, file)
         let corpus = try TextCorpus(path: file, minimumBytes: 500)
@@ -405,7 +399,7 @@ final class DataTests: XCTestCase {
     }
 
     func testTextCorpusErrorsNameThePathAndWhatWasExpected() throws {
-        let dir = try temporaryFolder()
+        let dir = temporaryFolder().path
         func message(_ path: String, minimum: Int = 4096) -> String {
             do {
                 _ = try TextCorpus(path: path, minimumBytes: minimum)
@@ -472,7 +466,7 @@ final class DataTests: XCTestCase {
         }
 
         // Text: evenly spaced windows over the validation bytes, from its start to its end.
-        let dir = try temporaryFolder(), file = dir + "/t.txt"
+        let dir = temporaryFolder().path, file = dir + "/t.txt"
         try write(prose(40_000, tag: 3), file)
         let text = try TextCorpus(path: file), corpus = TokenCorpus(bytes: text)
         let v = text.validation.map { Int32($0) }

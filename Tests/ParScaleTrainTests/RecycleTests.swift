@@ -3,16 +3,11 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleTrain
+import TestSupport
 
 final class RecycleTests: XCTestCase {
     func referenceP1() throws -> ParScaleModel {
-        try Checkpoint.load(TestData.referenceDir.appendingPathComponent("p1_tied").path, backend: CPUBackend())
-    }
-
-    func temporary() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-recycle-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.path
+        try Checkpoint.load(TestPaths.reference.appendingPathComponent("p1_tied").path, backend: CPUBackend())
     }
 
     func host(_ model: ParScaleModel) -> [Float] {
@@ -22,14 +17,7 @@ final class RecycleTests: XCTestCase {
     }
 
     func options(steps: Int, freeze: Bool) -> TrainingOptions {
-        var o = TrainingOptions()
-        o.batch = 2
-        o.sequence = 16
-        o.steps = steps
-        o.evalEvery = steps
-        o.checkpointEvery = steps
-        o.evalWindows = 2
-        o.taskExamples = 0
+        var o = shortRunOptions(steps: steps, batch: 2, sequence: 16, evalWindows: 2)
         o.freezeBackbone = freeze
         return o
     }
@@ -40,7 +28,7 @@ final class RecycleTests: XCTestCase {
         recycleOptions.prefixTokens = 4
         let model = try Recycler.recycle(source: source, options: recycleOptions, data: .synthetic(seed: 0), corpus: nil)
         let before = host(model)
-        try Trainer.start(runDirectory: temporary(), model: model, options: options(steps: 3, freeze: true)).run()
+        try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: options(steps: 3, freeze: true)).run()
         let after = host(model), sourceValues = host(source)
         for e in model.layout.entries {
             let b = before[e.offset..<e.offset + e.count].map(\.bitPattern), a = after[e.offset..<e.offset + e.count].map(\.bitPattern)
@@ -57,7 +45,7 @@ final class RecycleTests: XCTestCase {
         // Without freezing, the backbone trains too.
         let full = try Recycler.recycle(source: source, options: recycleOptions, data: .synthetic(seed: 0), corpus: nil)
         let fullBefore = host(full)
-        try Trainer.start(runDirectory: temporary(), model: full, options: options(steps: 2, freeze: false)).run()
+        try Trainer.start(runDirectory: temporaryFolder().path, model: full, options: options(steps: 2, freeze: false)).run()
         let q = full.layout.entry("model.layers.0.self_attn.q_proj.weight")!
         XCTAssertNotEqual(host(full)[q.offset..<q.offset + q.count], fullBefore[q.offset..<q.offset + q.count])
     }
@@ -91,8 +79,8 @@ final class RecycleTests: XCTestCase {
         var o = RecycleOptions(streams: 2)
         o.prefixTokens = 4
         let model = try Recycler.recycle(source: source, options: o, data: .synthetic(seed: 0), corpus: nil)
-        try Trainer.start(runDirectory: temporary(), model: model, options: options(steps: 2, freeze: true)).run()
-        let path = temporary() + "/adapter.safetensors"
+        try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: options(steps: 2, freeze: true)).run()
+        let path = temporaryFolder().path + "/adapter.safetensors"
         try Adapter.save(model, backboneHash: Adapter.backboneHash(source), to: path)
         let applied = try Adapter.apply(path, to: source)
         XCTAssertEqual(applied.config, model.config)
@@ -103,7 +91,7 @@ final class RecycleTests: XCTestCase {
         XCTAssertThrowsError(try Adapter.apply(path, to: other)) { error in
             XCTAssertTrue("\(error)".contains("belongs to backbone"), "\(error)")
         }
-        XCTAssertThrowsError(try Adapter.apply(Checkpoint.weightsPath(TestData.referenceDir.appendingPathComponent("p1_tied").path), to: source)) {
+        XCTAssertThrowsError(try Adapter.apply(Checkpoint.weightsPath(TestPaths.reference.appendingPathComponent("p1_tied").path), to: source)) {
             XCTAssertTrue("\($0)".contains("not a parscale adapter"), "\($0)")
         }
     }

@@ -3,6 +3,7 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleTrain
+import TestSupport
 
 /// The prefix reparameterisation: its gradients against finite differences, and checkpoints that
 /// hold plain official-layout prefixes reproducing the trained model's own logits.
@@ -55,7 +56,7 @@ extension TrainingTests {
     }
 
     func testReparameterisedRunWritesPlainPrefixesThatReproduceItsLogits() throws {
-        let run = temporary()
+        let run = temporaryFolder().path
         var o = options(steps: 5)
         o.prefixReparam = 8
         let initial = tinyModel(P: 2)
@@ -84,7 +85,7 @@ extension TrainingTests {
     }
 
     func testResumeWithReparamContinuesExactly() throws {
-        let straight = temporary(), split = temporary()
+        let straight = temporaryFolder().path, split = temporaryFolder().path
         var o = options(steps: 6)
         o.prefixReparam = 8
         try Trainer.start(runDirectory: straight, model: tinyModel(P: 2), options: o).run()

@@ -3,26 +3,20 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleTrain
+import TestSupport
 
 /// Text read through a model's tokenizer: the ids are the tokenizer's, file by file, made once into
 /// a memory-mapped cache keyed by the tokenizer and the data.
 final class TokenCorpusTests: XCTestCase {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/hf-qwen2")
+    static let fixture = TestPaths.fixtures.appendingPathComponent("hf-qwen2")
     var model: String { Self.fixture.appendingPathComponent("model").path }
     var data: String { Self.fixture.appendingPathComponent("data").path }
-
-    func folder() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-tokens-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
 
     func testTokenizedCorpusHoldsTheTokenizersIdsOfEachFileAndIsCached() throws {
         let tokenizer = try XCTUnwrap(try Tokenizer.load(modelDirectory: model))
         let encoding = TextEncoding.tokenizer(tokenizer)
         // A copy of the fixture's text with enough files for a split by file.
-        let source = try folder()
+        let source = temporaryFolder().path
         let parts = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
         var texts: [String: String] = [:]
         for i in 0..<40 {
@@ -32,7 +26,7 @@ final class TokenCorpusTests: XCTestCase {
             texts["f\(i).txt"] = slice
             try slice.write(toFile: source + "/f\(i).txt", atomically: true, encoding: .utf8)
         }
-        let cache = try folder()
+        let cache = temporaryFolder().path
         var lines: [String] = []
         let corpus = try TokenCorpus.load(path: source, encoding: encoding, cacheDirectory: cache, minimumBytes: 256) { lines.append($0) }
         XCTAssertTrue(lines.last?.contains("done") ?? false, "\(lines)")

@@ -3,32 +3,11 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleTrain
+import TestSupport
 
 final class TrainingTests: XCTestCase {
-    func temporary() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parscale-train-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.path
-    }
-
-    func tinyModel(P: Int, seed: UInt64 = 1) -> ParScaleModel {
-        let config = ModelConfig(
-            vocabSize: 256, hiddenSize: 32, intermediateSize: 88, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 4)
-        return ParScaleModel.initialized(config, backend: CPUBackend(), options: InitOptions(seed: seed))
-    }
-
     func options(steps: Int) -> TrainingOptions {
-        var o = TrainingOptions()
-        o.batch = 4
-        o.sequence = 32
-        o.steps = steps
-        o.evalEvery = steps
-        o.checkpointEvery = steps
-        o.evalWindows = 8
-        o.taskExamples = 0
-        o.optimizer.learningRate = 1e-2
-        return o
+        shortRunOptions(steps: steps, batch: 4, sequence: 32, evalWindows: 8, learningRate: 1e-2)
     }
 
     func testScheduleWarmsUpThenDecaysToTheFloor() {
@@ -76,7 +55,7 @@ final class TrainingTests: XCTestCase {
             var o = options(steps: 150)
             o.sequence = 64
             o.batch = 8
-            let trainer = try Trainer.start(runDirectory: temporary(), model: model, options: o)
+            let trainer = try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: o)
             let e = try XCTUnwrap(try trainer.run())
             XCTAssertLessThan(e.validationLoss, unigram - 0.5, "P=\(P): val loss \(e.validationLoss) vs unigram entropy \(unigram)")
         }
@@ -85,7 +64,7 @@ final class TrainingTests: XCTestCase {
     /// N steps in one go equal N/2 steps, a stop, and N/2 resumed steps, bit for bit.
     func testResumeContinuesExactly() throws {
         for P in [1, 2] {
-            let straight = temporary(), split = temporary()
+            let straight = temporaryFolder().path, split = temporaryFolder().path
             let o = options(steps: 6)
             try Trainer.start(runDirectory: straight, model: tinyModel(P: P), options: o).run()
             try Trainer.start(runDirectory: split, model: tinyModel(P: P), options: o).run(stopAfter: 3)
@@ -107,11 +86,11 @@ final class TrainingTests: XCTestCase {
         var o = options(steps: 6)
         o.checkpointDType = .BF16
         o.maxShardBytes = 8_000
-        let source = temporary()
+        let source = temporaryFolder().path
         let tokenizer = Data(#"{"model": {"type": "BPE"}}"#.utf8), generation = Data(#"{"temperature": 0.7}"#.utf8)
         try tokenizer.write(to: URL(fileURLWithPath: source + "/tokenizer.json"))
         try generation.write(to: URL(fileURLWithPath: source + "/generation_config.json"))
-        let straight = temporary(), split = temporary()
+        let straight = temporaryFolder().path, split = temporaryFolder().path
         try Trainer.start(runDirectory: straight, model: tinyModel(P: 2), options: o, companionSource: source).run()
         try Trainer.start(runDirectory: split, model: tinyModel(P: 2), options: o, companionSource: source).run(stopAfter: 3)
         let checkpoint = Trainer.checkpointDirectory(split)
@@ -192,11 +171,11 @@ final class TrainingTests: XCTestCase {
     }
 
     func testPretrainedCheckpointHasOfficialNamesShapesAndKeys() throws {
-        let run = temporary()
+        let run = temporaryFolder().path
         try Trainer.start(runDirectory: run, model: tinyModel(P: 4), options: options(steps: 2)).run()
         let dir = Trainer.checkpointDirectory(run)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
-        let official = TestData.referenceDir.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
+        let official = TestPaths.reference.appendingPathComponent("p4_t8_mqa_smooth0p1_tied")
         let officialConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: official.appendingPathComponent("config.json"))) as! [String: Any]
         for key in ["model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                     "num_key_value_heads", "rope_theta", "rms_norm_eps", "tie_word_embeddings", "parscale_n",
@@ -212,7 +191,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testNonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
-        let run = temporary()
+        let run = temporaryFolder().path
         var o = options(steps: 4)
         o.checkpointEvery = 2
         o.evalEvery = 100
@@ -229,11 +208,6 @@ final class TrainingTests: XCTestCase {
         let saved = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(run) + "/model.safetensors")
         XCTAssertTrue(try saved.floats("model.norm.weight").allSatisfy { $0.isFinite })
     }
-}
-
-enum TestData {
-    static let referenceDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
 }
 
 final class CodeCorpusTests: XCTestCase {

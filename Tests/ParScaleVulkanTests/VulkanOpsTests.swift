@@ -3,6 +3,7 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleVulkan
+import TestSupport
 
 /// Vulkan ops against the CPU backend, on lavapipe (installed by Tools/setup.sh).
 /// The lavapipe device (Vulkan on the CPU), or a skip where it is not installed.

@@ -3,6 +3,7 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleVulkan
+import TestSupport
 
 /// Ops of the Vulkan backend (lavapipe) against the CPU backend, on random inputs of awkward sizes
 /// and offsets into shared buffers (ggml's test-backend-ops style): helpers, no tests.

@@ -4,15 +4,15 @@ import XCTest
 @testable import ParScale
 @testable import ParScaleTrain
 @testable import ParScaleVulkan
+import TestSupport
 
 /// Training on the Vulkan backend (lavapipe) against the CPU backend: the same tiny model, seed and
 /// batches give the same losses step after step.
 final class VulkanTrainingTests: ValidatedVulkanTestCase {
     func tinyModel(P: Int, backend: Backend, vocab: Int = 67) -> ParScaleModel {
-        let config = ModelConfig(
-            vocabSize: vocab, hiddenSize: 32, intermediateSize: 40, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: 2, tieWordEmbeddings: true, parscaleN: P, parscaleNTokens: 2, parscaleAttnSmooth: 0.1)
-        return ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 3))
+        ParScaleModel.initialized(
+            tinyConfig(P: P, vocab: vocab, intermediate: 40, prefixTokens: 2, smoothing: 0.1), backend: backend,
+            options: InitOptions(seed: 3))
     }
 
     /// 20 steps of accumulateGradients + AdamW (clipping and weight decay on): losses agree to 1e-4.
@@ -103,15 +103,8 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
     /// resumes from it; its losses match a CPU run's.
     func testTrainerRunsSavesAndResumesOnVulkan() throws {
         let vulkan = try VulkanBackend(device: lavapipeDevice())
-        var o = TrainingOptions()
-        o.batch = 2
-        o.sequence = 8
-        o.steps = 4
-        o.evalEvery = 4
+        var o = shortRunOptions(steps: 4, batch: 2, sequence: 8, evalWindows: 2, learningRate: 1e-2)
         o.checkpointEvery = 2
-        o.evalWindows = 2
-        o.taskExamples = 0
-        o.optimizer.learningRate = 1e-2
         let cpuRun = TestPaths.temporaryDirectory("cpu"), vulkanRun = TestPaths.temporaryDirectory("vulkan")
         defer { for run in [cpuRun, vulkanRun] { try? FileManager.default.removeItem(at: run) } }
         // Byte-level synthetic data: a vocabulary of 256.
