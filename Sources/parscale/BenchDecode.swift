@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import ParScale
+import ParScaleVulkan
+
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Prefill tokens/s and batch-1 decode ms/token for several P on one model shape.",
+        discussion: """
+            Random weights of the given shape (default hidden 1024, 8 layers, 16/4 heads, intermediate 2816: \
+            ~360 MB of float32 weights, far beyond the CPU caches, so decode is bound by reading the weights). \
+            The P streams of a sequence run as one batch, so every weight is read once per step for all \
+            P rows: the ratio column shows what P costs against P = 1 measured in the same run. Figures \
+            are medians.
+            """)
+
+    @OptionGroup var shape: ShapeFlags
+    @Option(help: "Vocabulary size.") var vocab: Int = 256
+    @Option(name: .customLong("prefix-tokens"), help: "Prefix tokens T.") var prefixTokens: Int = 48
+    @Option(name: .customLong("P"), help: "Stream counts to measure, comma-separated.") var streams: String = "1,2,4,8"
+    @OptionGroup var backend: BackendFlag
+    @Option(help: "Prompt length for prefill.") var prompt: Int = 128
+    @Option(help: "Decode steps measured.") var new: Int = 32
+    @Option(help: "Prefill repetitions.") var repeats: Int = 3
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let pList = try parseTokenList(streams, flag: "--P").map(Int.init)
+        guard pList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--P values must be >= 1") }
+        let s = shape.shape(hidden: 1024, layers: 8, heads: 16, kvHeads: 4, intermediate: 2816)
+        var backends = try benchBackends(backend)
+        // On Vulkan, also the other kernel for few-row products: linear_rows.comp against the 32 x 32 tiles.
+        if let vulkan = backends.last as? VulkanBackend {
+            let other = try VulkanBackend(device: vulkan.device)
+            other.useFewRowsKernel.toggle()
+            backends.append(other)
+        }
+        var rows: [[String: Any]] = []
+        if !json {
+            print("bench decode: hidden \(s.hidden), layers \(s.layers), heads \(s.heads)/\(s.kvHeads), intermediate \(s.intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
+            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1")
+        }
+        var baseline: [String: Double] = [:]
+        for P in pList {
+            for backend in backends {
+                let config = try s.config(vocab: vocab, tied: false, streams: P, prefixTokens: prefixTokens)
+                if let reason = benchLimitation(config, backend) { throw ValidationError(reason) }
+                let model = ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 1))
+                let layout = model.layout
+                var rng = SeededGenerator(seed: 7)
+                let promptIds = (0..<prompt).map { _ in Int32(rng.next() % UInt64(vocab)) }
+
+                var prefillTimes: [Double] = []
+                var decodeTimes: [Double] = []
+                for _ in 0..<max(1, repeats) {
+                    let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
+                    var start = DispatchTime.now().uptimeNanoseconds
+                    var logits = try model.forward(tokens: [promptIds], cache: cache, logits: .last)
+                    prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                    for _ in 0...new where decodeTimes.count < new * max(1, repeats) {
+                        let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                        start = DispatchTime.now().uptimeNanoseconds
+                        logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
+                        decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                    }
+                }
+                let prefillRate = Double(prompt) / median(prefillTimes)
+                let decodeMs = median(decodeTimes) * 1000
+                let kind = benchKind(backend)
+                if baseline[kind] == nil { baseline[kind] = decodeMs }
+                let ratio = decodeMs / baseline[kind]!
+                rows.append([
+                    "P": P, "backend": kind, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
+                    "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
+                ])
+                if !json {
+                    print(String(
+                        format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 8, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
+                        prefillRate, decodeMs, ratio))
+                }
+            }
+        }
+        if json {
+            printJSON([
+                "config": ["hidden": s.hidden, "layers": s.layers, "heads": s.heads, "kv_heads": s.kvHeads,
+                           "intermediate": s.intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
+                           "prompt": prompt, "new": new],
+                "backend": backends.map(\.name).joined(separator: " and "), "rows": rows,
+            ])
+        }
+    }
+}
