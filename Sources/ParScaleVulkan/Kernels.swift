@@ -34,6 +34,7 @@ public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
             sType: VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext: nil, allocationSize: requirements.size, memoryTypeIndex: type)
         var memory: VkDeviceMemory?
         let allocated = device.f.allocateMemory(device.device, &allocation, nil, &memory)
+        device.counters.memoryAllocations += 1
         guard allocated == VK_SUCCESS else {
             device.f.destroyBuffer(device.device, buffer, nil)
             throw VulkanUnavailable(
@@ -213,6 +214,7 @@ final class VulkanSequence {
                     pImageInfo: nil, pBufferInfo: infoPointer.baseAddress! + i, pTexelBufferView: nil)
             }
             device.f.updateDescriptorSets(device.device, UInt32(writes.count), &writes, 0, nil)
+            device.counters.descriptorSetUpdates += 1
         }
         device.f.cmdBindPipeline(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline)
         device.f.cmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nil)
@@ -262,7 +264,9 @@ final class VulkanSequence {
             sType: VK_STRUCTURE_TYPE_SUBMIT_INFO, pNext: nil, waitSemaphoreCount: 0, pWaitSemaphores: nil,
             pWaitDstStageMask: nil, commandBufferCount: 1, pCommandBuffers: &c, signalSemaphoreCount: 0, pSignalSemaphores: nil)
         try check(device.f.queueSubmit(device.queue, 1, &submit, fence), "vkQueueSubmit")
+        device.counters.submissions += 1
         try check(device.f.waitForFences(device.device, 1, &fence, 1, UInt64.max), "vkWaitForFences")
+        device.counters.fenceWaits += 1
     }
 }
 

@@ -34,6 +34,8 @@ public final class VulkanBackend: Backend {
     public var useFewRowsKernel: Bool
 
     public var name: String { "vulkan (\(device.info.name))" }
+    /// Driver calls and bus traffic since the device was opened (differences measure a step).
+    public var counters: VulkanCounters { device.counters }
 
     /// Why `config` cannot run on `device`, or nil: the attention shader keeps one head in
     /// registers (head_dim <= 128), and each tensor must fit one binding (maxStorageBufferRange;
@@ -174,6 +176,7 @@ public final class VulkanBackend: Backend {
     /// written in place (a GPU reads it over the bus once).
     func indices(_ values: [UInt32]) -> Tensor {
         let b = try! VulkanBuffer(device: device, count: values.count, mapped: true)
+        device.counters.bytesUploaded += values.count * 4
         UnsafeMutableRawPointer(b.mapped!).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
         return Tensor(buffer: b)
     }
@@ -184,6 +187,7 @@ public final class VulkanBackend: Backend {
     /// through the staging buffer in pieces of at most `stagingBytes`.
     public func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) {
         flush()
+        device.counters.bytesUploaded += values.count * 4
         let buffer = tensor.buffer as! VulkanBuffer
         if let mapped = buffer.mapped {
             (mapped + tensor.offset).update(from: values.baseAddress!, count: values.count)
@@ -199,6 +203,7 @@ public final class VulkanBackend: Backend {
 
     public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
         flush()
+        device.counters.bytesDownloaded += tensor.count * 4
         let buffer = tensor.buffer as! VulkanBuffer
         if let mapped = buffer.mapped {
             values.baseAddress!.update(from: mapped + tensor.offset, count: tensor.count)

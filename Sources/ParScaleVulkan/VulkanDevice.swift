@@ -20,6 +20,8 @@ public final class VulkanDevice {
     /// then buffers live there by default and inputs and outputs go through staging.
     public let hasSeparateDeviceMemory: Bool
     let f: DeviceFunctions
+    /// Driver calls and bus traffic so far (see VulkanCounters).
+    public internal(set) var counters = VulkanCounters()
 
     /// Opens device `index` (see `VulkanInstance.devices()`).
     public init(instance: VulkanInstance, index: Int) throws {

@@ -34,3 +34,6 @@ func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
 }
+
+/// The Vulkan backend's driver-call and traffic counters, or nil for the CPU.
+func benchCounters(_ backend: Backend) -> VulkanCounters? { (backend as? VulkanBackend)?.counters }

@@ -53,6 +53,7 @@ struct BenchDecode: ParsableCommand {
 
                 var prefillTimes: [Double] = []
                 var decodeTimes: [Double] = []
+                var decodeCounters = VulkanCounters()
                 for _ in 0..<max(1, repeats) {
                     let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
                     var start = DispatchTime.now().uptimeNanoseconds
@@ -60,9 +61,11 @@ struct BenchDecode: ParsableCommand {
                     prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                     for _ in 0...new where decodeTimes.count < new * max(1, repeats) {
                         let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                        let before = benchCounters(backend)
                         start = DispatchTime.now().uptimeNanoseconds
                         logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
                         decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                        if let before, let after = benchCounters(backend) { decodeCounters = decodeCounters + (after - before) }
                     }
                 }
                 let prefillRate = Double(prompt) / median(prefillTimes)
@@ -70,14 +73,18 @@ struct BenchDecode: ParsableCommand {
                 let kind = benchKind(backend)
                 if baseline[kind] == nil { baseline[kind] = decodeMs }
                 let ratio = decodeMs / baseline[kind]!
-                rows.append([
+                var row: [String: Any] = [
                     "P": P, "backend": kind, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
                     "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
-                ])
+                ]
+                let perToken = benchCounters(backend) == nil ? nil : decodeCounters.per(decodeTimes.count)
+                if let perToken { row["vulkan_per_token"] = perToken.json }
+                rows.append(row)
                 if !json {
                     print(String(
                         format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 8, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
                         prefillRate, decodeMs, ratio))
+                    if let perToken { print("          per token: \(perToken)") }
                 }
             }
         }

@@ -72,7 +72,9 @@ struct BenchTrain: ParsableCommand {
                     let count = shape.batch * shape.seq
                     let inputs = (0..<count).map { _ in Int32(rng.next() % 256) }, targets = (0..<count).map { _ in Int32(rng.next() % 256) }
                     var times: [Double] = []
+                    var counted = VulkanCounters()
                     for i in 0...steps {
+                        if i == 1 { counted = benchCounters(backend) ?? counted }
                         let t0 = DispatchTime.now().uptimeNanoseconds
                         backend.fill(grads, value: 0)
                         _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
@@ -84,9 +86,13 @@ struct BenchTrain: ParsableCommand {
                     let flops = 3 * Self.forwardFLOPs(config, batch: shape.batch, seq: shape.seq) / t / 1e9
                     let rate = Double(count) / t
                     let kind = benchKind(backend)
-                    rows.append(["config": shape.name, "P": P, "backend": kind, "tokens_per_s": rate, "ms_per_step": t * 1000, "gflops": flops, "mfu": flops / peak])
+                    var row: [String: Any] = ["config": shape.name, "P": P, "backend": kind, "tokens_per_s": rate, "ms_per_step": t * 1000, "gflops": flops, "mfu": flops / peak]
+                    let perStep = benchCounters(backend).map { ($0 - counted).per(steps) }
+                    if let perStep { row["vulkan_per_step"] = perStep.json }
+                    rows.append(row)
                     if !json {
                         print(String(format: "%-6@ %2d  %@ %10.0f %9.1f %9.1f %5.1f%%", shape.name, P, kind.padding(toLength: 7, withPad: " ", startingAt: 0), rate, t * 1000, flops, 100 * flops / peak))
+                        if let perStep { print("          per step: \(perStep)") }
                     }
                 }
             }
