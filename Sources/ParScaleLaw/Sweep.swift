@@ -34,6 +34,9 @@ public struct SweepPlan: Codable, Equatable, Sendable {
     public var evalWindows = 64
     public var taskExamples = 100
     public var data = DataSpec.synthetic(seed: 0)
+    /// How the runs' checkpoints store model weights (nil: F32, one file up to 5 GB).
+    public var checkpointDType: SafeTensorsDType?
+    public var maxShardBytes: Int?
 
     public init(hiddenSizes: [Int], streams: [Int], seeds: [UInt64], tokens: Int) {
         self.hiddenSizes = hiddenSizes
@@ -70,6 +73,8 @@ public struct SweepPlan: Codable, Equatable, Sendable {
         o.data = data
         o.data.seed = data.kind == "synthetic" ? data.seed : run.seed
         o.optimizer.learningRate = learningRate
+        if let checkpointDType { o.checkpointDType = checkpointDType }
+        if let maxShardBytes { o.maxShardBytes = maxShardBytes }
         recipe.apply(to: &o, streams: run.streams)
         return o
     }

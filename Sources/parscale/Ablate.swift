@@ -27,6 +27,7 @@ struct Ablate: ParsableCommand {
     @Option(help: "UTF-8 text file or folder (overrides --corpus).") var data: String?
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus = .code
     @OptionGroup var backend: BackendFlag
+    @OptionGroup var write: ModelWriteFlags
     @Flag(name: .customLong("table-only"), help: "Only tabulate the finished runs in --out.") var tableOnly = false
     @Flag(help: "Print the table as one JSON object.") var json = false
 
@@ -41,6 +42,7 @@ struct Ablate: ParsableCommand {
         if let seeds { plan.sweep.seeds = try parseTokenList(seeds, flag: "--seeds").map { UInt64($0) } }
         if let tokens { plan.sweep.tokens = tokens }
         plan.sweep.data = corpus.spec(data: data, seed: 0)
+        try write.apply(to: &plan.sweep)
         guard plan.streams.allSatisfy({ $0 > 1 }), plan.sweep.tokens > 0, !plan.sweep.hiddenSizes.isEmpty else {
             throw ValidationError("--P takes stream counts above 1 (P = 1 is always run), with sizes and a positive --tokens")
         }

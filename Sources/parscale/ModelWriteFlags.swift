@@ -1,6 +1,7 @@
 import ArgumentParser
 import ParScale
 import ParScaleTrain
+import ParScaleLaw
 
 /// `--dtype`: how written model weights are stored.
 enum WeightDType: String, ExpressibleByArgument, CaseIterable {
@@ -15,7 +16,8 @@ enum WeightDType: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// How commands that write a model (init, pretrain, recycle, merge) store its weights.
+/// How commands that write a model (init, pretrain, recycle, merge, and the runs of sweep,
+/// ablate and study) store its weights.
 struct ModelWriteFlags: ParsableArguments {
     @Option(help: "Storage type of the written model weights: f32, bf16 or f16 (rounded to nearest even; training state stays f32).")
     var dtype: WeightDType = .f32
@@ -44,5 +46,11 @@ struct ModelWriteFlags: ParsableArguments {
     func apply(to options: inout TrainingOptions) throws {
         options.checkpointDType = dtype.safetensors
         options.maxShardBytes = try maxShardBytes()
+    }
+
+    /// Every run of a sweep stores its checkpoints' models as these flags say.
+    func apply(to plan: inout SweepPlan) throws {
+        plan.checkpointDType = dtype == .f32 ? nil : dtype.safetensors
+        plan.maxShardBytes = maxShardSize == "5GB" ? nil : try maxShardBytes()
     }
 }

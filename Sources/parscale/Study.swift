@@ -19,6 +19,7 @@ struct Study: ParsableCommand {
     @Option(help: "Built-in corpus: synthetic or code (default: the preset's).") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
     @OptionGroup var backend: BackendFlag
+    @OptionGroup var write: ModelWriteFlags
 
     func run() throws {
         guard preset == "tiny" || preset == "small", var plan = SweepPlan.preset(preset) else {
@@ -26,6 +27,7 @@ struct Study: ParsableCommand {
         }
         if let corpus { plan.data = corpus.spec(data: nil, seed: 0) }
         plan.recipe = recipe.resolved(base: plan.recipe)
+        try write.apply(to: &plan)
         let dir = out ?? "runs/study-\(preset)"
         let start = Date()
         try Sweep.prepare(plan, in: dir)

@@ -31,6 +31,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Built-in corpus: synthetic or code.") var corpus: BuiltinCorpus?
     @OptionGroup var recipe: RecipeFlags
     @OptionGroup var backend: BackendFlag
+    @OptionGroup var write: ModelWriteFlags
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them.") var emitJobs = false
 
@@ -51,6 +52,7 @@ struct SweepCommand: ParsableCommand {
         if let tokens { plan.tokens = tokens }
         if let layers { plan.layers = layers }
         plan.recipe = recipe.resolved(base: plan.recipe)
+        try write.apply(to: &plan)
         if let seq { plan.sequence = seq }
         if let batch { plan.batch = batch }
         if let lr { plan.learningRate = lr }

@@ -149,4 +149,22 @@ extension CLITests {
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.err.contains("rope_type") && run.err.contains("yarn"), run.err)
     }
+
+    /// sweep (and so ablate and study, which share its plan) writes its runs' checkpoints as
+    /// --dtype and --max-shard-size say; the run's f32 master keeps the result exact.
+    func testSweepWritesCheckpointsInTheChosenDType() throws {
+        let dir = temporaryFolder().appendingPathComponent("sweep").path
+        let run = try parscale(["sweep", "--preset", "tiny", "--out", dir, "--sizes", "32", "--P", "2", "--seeds", "0",
+                                "--tokens", "2048", "--backend", "cpu", "--dtype", "bf16", "--max-shard-size", "20KB"])
+        XCTAssertEqual(run.status, 0, run.err)
+        let checkpoint = dir + "/runs/h32-p2-s0/checkpoint"
+        let files = try FileManager.default.contentsOfDirectory(atPath: checkpoint)
+        XCTAssertTrue(files.contains("model.safetensors.index.json") && files.contains("master.safetensors"), "\(files)")
+        let index = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: checkpoint + "/model.safetensors.index.json"))) as? [String: Any])
+        let shard = try XCTUnwrap((index["weight_map"] as? [String: String])?["model.embed_tokens.weight"])
+        let data = try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + shard))
+        let headerLength = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = String(decoding: data.subdata(in: 8..<(8 + headerLength)), as: UTF8.self)
+        XCTAssertTrue(header.contains("\"BF16\"") && !header.contains("\"F32\""), header)
+    }
 }
