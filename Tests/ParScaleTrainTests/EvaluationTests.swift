@@ -42,7 +42,7 @@ final class EvaluationTests: XCTestCase {
     /// model that has learnt some of the synthetic corpus.
     func testTaskAnswersThroughTheGeneratorEqualTheGreedyLoop() throws {
         let model = tinyModel(P: 2)
-        var o = shortRunOptions(steps: 60, batch: 8, sequence: 64, evalWindows: 2, learningRate: 1e-2)
+        var o = shortRunOptions(steps: 400, batch: 8, sequence: 64, evalWindows: 2, learningRate: 1e-2)
         o.evalEvery = 1000
         try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: o).run()
         let examples = heldOutTasks(seed: 0, count: 24)
@@ -52,9 +52,17 @@ final class EvaluationTests: XCTestCase {
         XCTAssertTrue(reference.contains { !$0.isEmpty }, "the trained model answers something")
         for batch in [1, 8] {
             XCTAssertEqual(try Evaluator.taskAnswers(model: model, examples: examples, batch: batch), reference, "batch \(batch)")
-            let correct = zip(reference, examples).filter { $0 == $1.answer }.count
-            XCTAssertEqual(
-                try Evaluator.taskAccuracy(model: model, examples: examples, batch: batch), Double(correct) / Double(examples.count))
+        }
+        // A tiny model gets few answers right: make every third example's expected answer the
+        // model's own greedy one (the others wrong), so that accuracy counts something.
+        let marked = examples.enumerated().map { i, e in
+            TaskExample(task: e.task, prompt: e.prompt, answer: i % 3 == 0 ? reference[i] : e.answer + "x")
+        }
+        let loopAccuracy = try Double(marked.filter { try greedyLoopAnswer(model: model, example: $0) == $0.answer }.count)
+            / Double(marked.count)
+        XCTAssertGreaterThan(loopAccuracy, 0, "answers that end with a newline count")
+        for batch in [1, 8] {
+            XCTAssertEqual(try Evaluator.taskAccuracy(model: model, examples: marked, batch: batch), loopAccuracy, "batch \(batch)")
         }
     }
 
