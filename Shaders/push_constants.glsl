@@ -47,6 +47,10 @@ struct CrossEntropyPush {
     float gradScale;
 };
 
+struct CrossEntropySumsPush {
+    uint sums, rowsPerSum, vocab, logitsOffset, sumsOffset;
+};
+
 struct EmbeddingPush {
     uint rows, dim, tableOffset, outOffset;
 };

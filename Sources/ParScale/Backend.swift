@@ -113,6 +113,10 @@ public protocol Backend: AnyObject {
     func embedBackward(ids: [Int32], dOut: Tensor, dTable: Tensor, dim: Int)
     /// losses[i] = -log softmax(logits[i])[target]; logits overwritten by gradScale * dloss/dlogits.
     func crossEntropy(logits: Tensor, targets: [Int32], losses: Tensor, rows: Int, vocab: Int, gradScale: Float)
+    /// sums[s] = sum of -log softmax(logits[i])[targets[i]] over rows i of sequence s
+    /// (s*rowsPerSum ..< (s+1)*rowsPerSum), for the `sums.count` sequences: evaluation's loss
+    /// without the gradient and without downloading the logits, which are left unchanged.
+    func crossEntropySums(logits: Tensor, targets: [Int32], sums: Tensor, rowsPerSum: Int, vocab: Int)
 
     // MARK: optimizer
     func fill(_ x: Tensor, value: Float)

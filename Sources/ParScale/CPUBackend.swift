@@ -218,6 +218,14 @@ public final class CPUBackend: Backend {
         }
     }
 
+    public func crossEntropySums(logits: Tensor, targets: [Int32], sums: Tensor, rowsPerSum: Int, vocab: Int) {
+        targets.withUnsafeBufferPointer {
+            CrossEntropyOps.sums(
+                logits: logits.host, targets: $0.baseAddress!, sums: sums.host, count: sums.count, rowsPerSum: rowsPerSum,
+                vocab: vocab)
+        }
+    }
+
     // MARK: optimizer
 
     public func fill(_ x: Tensor, value: Float) { x.host.update(repeating: value, count: x.count) }

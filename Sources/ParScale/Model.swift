@@ -270,7 +270,7 @@ public final class ParScaleModel {
 
     /// Buffers sized for exactly this call's shape, kept while the shape repeats (decode steps
     /// repeat one shape; a new shape, such as the prefill before them, gets its own).
-    private func inferenceActivations(batch B: Int, sequence S: Int, outRows: Int) -> Activations {
+    func inferenceActivations(batch B: Int, sequence S: Int, outRows: Int) -> Activations {
         let rows = config.streams * B * S
         if let a = inference, a.rows == rows, a.sequenceRows == B * S, a.outRows == outRows { return a }
         let a = Activations(

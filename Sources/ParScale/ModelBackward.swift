@@ -154,7 +154,34 @@ extension ParScaleModel {
         try sequenceLosses(inputs: inputs, targets: targets, batch: B, sequence: S).reduce(0, +) / Double(B)
     }
 
-    /// Mean next-token loss of each of the B sequences (in Double).
+    /// Mean next-token loss of each of the B sequences, computed on the backend: the forward
+    /// pass and the head as in `forward`, then `crossEntropySums`; only B floats are downloaded
+    /// (`sequenceLosses` downloads the B*S*V logits and is its host reference). On the CPU each
+    /// sequence's sum is the same Double as there, rounded once to float32 (2^-24 relative).
+    public func sequenceLossesOnDevice(inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int) throws -> [Double] {
+        guard inputs.count == B * S, targets.count == B * S else {
+            throw ModelError("expected \(B * S) inputs and targets, got \(inputs.count) and \(targets.count)")
+        }
+        try checkVocabulary(inputs)
+        try checkVocabulary(targets)
+        try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
+        let n = B * S, V = config.vocabSize
+        let acts = inferenceActivations(batch: B, sequence: S, outRows: n)
+        let y = runForward(
+            ids: inputs, batch: B, sequence: S, cache: makeCache(batch: B, capacity: S), acts: acts, training: false,
+            observer: nil)
+        let logits = acts.logits.slice(0, n * V)
+        backend.linear(
+            y, weight: parameter(layout.head), bias: nil, out: logits, rows: n, inDim: config.hiddenSize, outDim: V,
+            accumulate: false)
+        let sums = backend.allocate(B)
+        backend.crossEntropySums(logits: logits, targets: targets, sums: sums, rowsPerSum: S, vocab: V)
+        var values = [Float](repeating: 0, count: B)
+        values.withUnsafeMutableBufferPointer { backend.download(sums, into: $0) }
+        return values.map { Double($0) / Double(S) }
+    }
+
+    /// Mean next-token loss of each of the B sequences (in Double), from the logits on the host.
     public func sequenceLosses(inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int) throws -> [Double] {
         try checkVocabulary(inputs)
         try checkVocabulary(targets)

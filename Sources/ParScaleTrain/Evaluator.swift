@@ -30,7 +30,7 @@ public enum Evaluator {
         for start in stride(from: 0, to: set.count, by: chunk) {
             let part = Array(set[start..<min(set.count, start + chunk)])
             let inputs = part.flatMap { $0.dropLast() }, targets = part.flatMap { $0.dropFirst() }
-            losses += try model.sequenceLosses(inputs: inputs, targets: targets, batch: part.count, sequence: sequence)
+            losses += try model.sequenceLossesOnDevice(inputs: inputs, targets: targets, batch: part.count, sequence: sequence)
         }
         let mean = losses.reduce(0, +) / Double(losses.count)
         let variance = losses.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, losses.count - 1))
@@ -43,24 +43,35 @@ public enum Evaluator {
             bytesPerToken: corpus?.bytesPerToken ?? 1, taskAccuracy: accuracy)
     }
 
-    /// Greedy decoding of each prompt until a newline; exact match of the answer.
-    public static func taskAccuracy(model: ParScaleModel, examples: [TaskExample]) throws -> Double {
-        var correct = 0
-        for example in examples {
-            let prompt = ByteTokenizer.encode(example.prompt)
-            let limit = example.answer.utf8.count + 8
-            let cache = model.makeCache(batch: 1, capacity: prompt.count + limit)
-            var logits = try model.forward(tokens: [prompt], cache: cache, logits: .last)
-            var answer: [Int32] = []
-            for _ in 0..<limit {
-                let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
-                if next == 10 { break }
-                answer.append(next)
-                if cache.length >= cache.capacity { break }
-                logits = try model.forward(tokens: [[next]], cache: cache, logits: .last)
-            }
-            if ByteTokenizer.decode(answer) == example.answer { correct += 1 }
-        }
+    /// Exact-match accuracy of the greedy answers (`taskAnswers`).
+    public static func taskAccuracy(model: ParScaleModel, examples: [TaskExample], batch: Int = 8) throws -> Double {
+        let answers = try taskAnswers(model: model, examples: examples, batch: batch)
+        let correct = zip(answers, examples).filter { $0 == $1.answer }.count
         return Double(correct) / Double(max(1, examples.count))
+    }
+
+    /// The greedy answer to each prompt: what `Generator.generate` emits before the newline (id 10,
+    /// its stop token), at most the answer's length + 8 tokens. Prompts of equal length are decoded
+    /// together, up to `batch` at a time; a sequence decoded past its own limit is cut back to it.
+    public static func taskAnswers(model: ParScaleModel, examples: [TaskExample], batch: Int = 8) throws -> [String] {
+        let prompts = examples.map { ByteTokenizer.encode($0.prompt) }
+        let limits = examples.map { $0.answer.utf8.count + 8 }
+        var byLength: [Int: [Int]] = [:]
+        for (i, prompt) in prompts.enumerated() { byLength[prompt.count, default: []].append(i) }
+        var answers = [String](repeating: "", count: examples.count)
+        for length in byLength.keys.sorted() {
+            let members = byLength[length]!
+            for start in stride(from: 0, to: members.count, by: max(1, batch)) {
+                let part = Array(members[start..<min(members.count, start + max(1, batch))])
+                let result = try Generator.generate(
+                    model: model, prompts: part.map { prompts[$0] }, maxNewTokens: part.map { limits[$0] }.max()!,
+                    sampling: .greedy, stopIds: [10])
+                for (b, i) in part.enumerated() {
+                    let tokens = result.tokens[b].prefix(limits[i])
+                    answers[i] = ByteTokenizer.decode(Array(tokens.prefix { $0 != 10 }))
+                }
+            }
+        }
+        return answers
     }
 }

@@ -51,6 +51,10 @@ struct CrossEntropyPush {
     var gradScale: Float
 }
 
+struct CrossEntropySumsPush {
+    var sums, rowsPerSum, vocab, logitsOffset, sumsOffset: UInt32
+}
+
 struct EmbeddingPush {
     var rows, dim, tableOffset, outOffset: UInt32
 }

@@ -125,6 +125,13 @@ extension VulkanBackend {
         run(.crossEntropy, [logits, indices(targets.map { UInt32($0) }), losses], push, groups: Self.grid(rows))
     }
 
+    /// One work group per sequence, its rows in turn (float32); the logits are only read.
+    public func crossEntropySums(logits: Tensor, targets: [Int32], sums: Tensor, rowsPerSum: Int, vocab: Int) {
+        let push = CrossEntropySumsPush(
+            sums: u(sums.count), rowsPerSum: u(rowsPerSum), vocab: u(vocab), logitsOffset: o(logits), sumsOffset: o(sums))
+        run(.crossEntropySums, [logits, indices(targets.map { UInt32($0) }), sums], push, groups: Self.grid(sums.count))
+    }
+
     // MARK: optimizer
 
     /// Elementwise ops over the flat parameter buffers go piece by piece (each piece fits one binding).

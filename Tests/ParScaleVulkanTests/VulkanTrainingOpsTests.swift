@@ -147,6 +147,14 @@ final class VulkanTrainingOpsTests: VulkanAgreementTestCase {
         let rows = ids.count
         let (logits, logitsv) = pair(rows * vocab, scale: 6), (losses, lossesv) = pair(rows)
         let targets = ids.reversed().map { $0 }
+        // Evaluation's sums per sequence (logits only read): 11 rows as 1 sequence and as 11 of 1 row.
+        for (count, rowsPerSum) in [(1, rows), (rows, 1)] {
+            let (sums, sumsv) = pair(count)
+            cpu.crossEntropySums(logits: logits, targets: targets, sums: sums, rowsPerSum: rowsPerSum, vocab: vocab)
+            vulkan.crossEntropySums(logits: logitsv, targets: targets, sums: sumsv, rowsPerSum: rowsPerSum, vocab: vocab)
+            check(sums, sumsv, "cross-entropy sums of \(count) sequences")
+        }
+        check(logits, logitsv, "logits unchanged by cross-entropy sums")
         cpu.crossEntropy(logits: logits, targets: targets, losses: losses, rows: rows, vocab: vocab, gradScale: 0.3)
         vulkan.crossEntropy(logits: logitsv, targets: targets, losses: lossesv, rows: rows, vocab: vocab, gradScale: 0.3)
         check(losses, lossesv, "cross-entropy losses")
