@@ -88,7 +88,7 @@ struct VulkanAllocation {
 }
 
 /// The device's sub-allocator: a few large blocks per memory type (`blockBytes`, or the request
-/// rounded up to a MiB when larger, within maxMemoryAllocationSize), buffers placed first-fit at
+/// rounded up to 64 KiB when larger, within maxMemoryAllocationSize), buffers placed first-fit at
 /// their required alignment, space returned on free. A block that becomes wholly free is kept
 /// when it is its type's only free one (so a step's temporaries do not allocate again next
 /// step), else released.
@@ -124,8 +124,8 @@ final class VulkanMemoryAllocator {
         for block in blocks where block.type == type {
             if let offset = block.space.allocate(bytes, alignment: alignment) { return VulkanAllocation(block: block, offset: offset, bytes: bytes) }
         }
-        let mib = 1 << 20
-        var size = max(blockBytes, (bytes + mib - 1) / mib * mib)
+        let granule = 64 << 10
+        var size = max(blockBytes, (bytes + granule - 1) / granule * granule)
         if size > maxAllocationBytes { size = bytes }
         let made: (VkDeviceMemory, UnsafeMutableRawPointer?)
         do {
