@@ -2,16 +2,20 @@ import CVulkan
 import Foundation
 import ParScale
 
-/// Storage of the Vulkan backend. `mapped`: in host-visible coherent memory, mapped and
-/// zero-filled here; otherwise in device-local memory the host cannot touch (the backend
-/// zero-fills it on the device and moves data through a staging buffer). A buffer may exceed the
-/// device's maxStorageBufferRange: dispatches bind a window of it (`VulkanBackend.window`).
+/// Storage of the Vulkan backend: one VkBuffer bound at an offset into a block of the device's
+/// sub-allocator (VulkanMemory.swift), its space returned when the buffer is freed. `mapped`: in
+/// host-visible coherent memory, zero-filled here, its pointer into the block's persistent
+/// mapping; otherwise in device-local memory the host cannot touch (the backend zero-fills it on
+/// the device and moves data through a staging buffer). A buffer may exceed the device's
+/// maxStorageBufferRange: dispatches bind a window of it (`VulkanBackend.window`).
 public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
     let device: VulkanDevice
     let buffer: VkBuffer
-    let memory: VkDeviceMemory
+    let allocation: VulkanAllocation
     public let mapped: UnsafeMutablePointer<Float>?
     var bytes: Int { max(count, 1) * 4 }
+    /// The backend's index area: tensors of it are bound from their own start (`VulkanBackend.window`).
+    var isIndexArea = false
 
     init(device: VulkanDevice, count: Int, mapped map: Bool) throws {
         let bytes = max(count, 1) * 4
@@ -30,23 +34,23 @@ public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
             device.f.destroyBuffer(device.device, buffer, nil)
             throw VulkanUnavailable("\(device.info.name): storage buffers cannot use memory type \(type)")
         }
-        var allocation = VkMemoryAllocateInfo(
-            sType: VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext: nil, allocationSize: requirements.size, memoryTypeIndex: type)
-        var memory: VkDeviceMemory?
-        let allocated = device.f.allocateMemory(device.device, &allocation, nil, &memory)
-        device.counters.memoryAllocations += 1
-        guard allocated == VK_SUCCESS else {
+        let allocation: VulkanAllocation
+        do {
+            allocation = try device.allocateMemory(requirements, type: type)
+        } catch {
             device.f.destroyBuffer(device.device, buffer, nil)
-            throw VulkanUnavailable(
-                "\(device.info.name) could not allocate \(bytes >> 20) MiB of \(map ? "host-visible" : "device") memory (VkResult \(allocated.rawValue))")
+            throw VulkanUnavailable("\(error) (for \(bytes >> 20) MiB of \(map ? "host-visible" : "device") memory)")
         }
-        try check(device.f.bindBufferMemory(device.device, buffer, memory, 0), "vkBindBufferMemory")
+        let bound = device.f.bindBufferMemory(device.device, buffer, allocation.block.memory, VkDeviceSize(allocation.offset))
+        guard bound == VK_SUCCESS else {
+            device.f.destroyBuffer(device.device, buffer, nil)
+            device.freeMemory(allocation)
+            throw VulkanUnavailable("vkBindBufferMemory failed (VkResult \(bound.rawValue))")
+        }
         self.buffer = buffer!
-        self.memory = memory!
+        self.allocation = allocation
         if map {
-            var pointer: UnsafeMutableRawPointer?
-            try check(device.f.mapMemory(device.device, memory, 0, VkDeviceSize(bytes), 0, &pointer), "vkMapMemory")
-            mapped = pointer!.bindMemory(to: Float.self, capacity: max(count, 1))
+            mapped = allocation.mapped!.bindMemory(to: Float.self, capacity: max(count, 1))
             mapped!.initialize(repeating: 0, count: max(count, 1))
         } else {
             mapped = nil
@@ -56,7 +60,7 @@ public final class VulkanBuffer: DeviceBuffer, @unchecked Sendable {
 
     deinit {
         device.f.destroyBuffer(device.device, buffer, nil)
-        device.f.freeMemory(device.device, memory, nil)
+        device.freeMemory(allocation)
     }
 }
 
@@ -159,11 +163,16 @@ final class VulkanKernel {
 }
 
 /// A sequence: dispatches recorded into one command buffer with a barrier after each (the next
-/// may read what this one wrote), submitted once and waited for with one fence.
+/// may read what this one wrote), submitted once and waited for with one fence. The backend keeps
+/// one and reuses it: `begin` resets its descriptor pool and command buffer, `run` submits, waits
+/// and resets the fence.
 final class VulkanSequence {
     let device: VulkanDevice
     let pool: VkDescriptorPool
     let commands: VkCommandBuffer
+    let fence: VkFence
+    /// Between `begin` and `run`.
+    private(set) var isRecording = false
 
     init(device: VulkanDevice, maxDispatches: Int, maxBindings: Int) throws {
         self.device = device
@@ -178,18 +187,40 @@ final class VulkanSequence {
             sType: VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, pNext: nil, commandPool: device.commandPool,
             level: VK_COMMAND_BUFFER_LEVEL_PRIMARY, commandBufferCount: 1)
         var commands: VkCommandBuffer?
-        try check(device.f.allocateCommandBuffers(device.device, &allocate, &commands), "vkAllocateCommandBuffers")
+        let allocated = device.f.allocateCommandBuffers(device.device, &allocate, &commands)
+        guard allocated == VK_SUCCESS else {
+            device.f.destroyDescriptorPool(device.device, pool, nil)
+            throw VulkanUnavailable("vkAllocateCommandBuffers failed (VkResult \(allocated.rawValue))")
+        }
         self.commands = commands!
-        var begin = VkCommandBufferBeginInfo(
-            sType: VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, pNext: nil,
-            flags: UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue), pInheritanceInfo: nil)
-        try check(device.f.beginCommandBuffer(commands, &begin), "vkBeginCommandBuffer")
+        var fenceInfo = VkFenceCreateInfo(sType: VK_STRUCTURE_TYPE_FENCE_CREATE_INFO, pNext: nil, flags: 0)
+        var fence: VkFence?
+        let created = device.f.createFence(device.device, &fenceInfo, nil, &fence)
+        guard created == VK_SUCCESS else {
+            device.f.freeCommandBuffers(device.device, device.commandPool, 1, &commands)
+            device.f.destroyDescriptorPool(device.device, pool, nil)
+            throw VulkanUnavailable("vkCreateFence failed (VkResult \(created.rawValue))")
+        }
+        self.fence = fence!
     }
 
     deinit {
         var c: VkCommandBuffer? = commands
         device.f.freeCommandBuffers(device.device, device.commandPool, 1, &c)
         device.f.destroyDescriptorPool(device.device, pool, nil)
+        device.f.destroyFence(device.device, fence, nil)
+    }
+
+    /// Starts recording afresh: the descriptor sets and commands of the last run are dropped.
+    func begin() throws {
+        precondition(!isRecording)
+        try check(device.f.resetDescriptorPool(device.device, pool, 0), "vkResetDescriptorPool")
+        try check(device.f.resetCommandBuffer(commands, 0), "vkResetCommandBuffer")
+        var begin = VkCommandBufferBeginInfo(
+            sType: VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, pNext: nil,
+            flags: UInt32(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue), pInheritanceInfo: nil)
+        try check(device.f.beginCommandBuffer(commands, &begin), "vkBeginCommandBuffer")
+        isRecording = true
     }
 
     /// `push`: the shader's push constants, all `kernel.pushConstantBytes` of them.
@@ -252,21 +283,21 @@ final class VulkanSequence {
             0, nil, 0, nil)
     }
 
-    /// Submits everything recorded and waits for it.
+    /// Submits everything recorded and waits for it; the fence is reset for the next run.
     func run() throws {
+        precondition(isRecording)
+        isRecording = false
         try check(device.f.endCommandBuffer(commands), "vkEndCommandBuffer")
-        var fenceInfo = VkFenceCreateInfo(sType: VK_STRUCTURE_TYPE_FENCE_CREATE_INFO, pNext: nil, flags: 0)
-        var fence: VkFence?
-        try check(device.f.createFence(device.device, &fenceInfo, nil, &fence), "vkCreateFence")
-        defer { device.f.destroyFence(device.device, fence, nil) }
         var c: VkCommandBuffer? = commands
         var submit = VkSubmitInfo(
             sType: VK_STRUCTURE_TYPE_SUBMIT_INFO, pNext: nil, waitSemaphoreCount: 0, pWaitSemaphores: nil,
             pWaitDstStageMask: nil, commandBufferCount: 1, pCommandBuffers: &c, signalSemaphoreCount: 0, pSignalSemaphores: nil)
         try check(device.f.queueSubmit(device.queue, 1, &submit, fence), "vkQueueSubmit")
         device.counters.submissions += 1
-        try check(device.f.waitForFences(device.device, 1, &fence, 1, UInt64.max), "vkWaitForFences")
+        var f: VkFence? = fence
+        try check(device.f.waitForFences(device.device, 1, &f, 1, UInt64.max), "vkWaitForFences")
         device.counters.fenceWaits += 1
+        try check(device.f.resetFences(device.device, 1, &f), "vkResetFences")
     }
 }
 

@@ -10,11 +10,18 @@ public final class VulkanBackend: Backend {
     public let device: VulkanDevice
     /// The pipeline of every shader of the kernel table, in `ShaderTable.all` order.
     let kernels: [VulkanKernel]
-    /// The command buffer being recorded, and the buffers its dispatches use: kept alive until it
-    /// has run, since a tensor may be released (a model or a temporary index buffer freed) first.
-    var pending: VulkanSequence?
+    /// The one command buffer (with its descriptor pool and fence), reused by every submission.
+    let sequence: VulkanSequence
+    /// The command buffer while it is being recorded, and the buffers its dispatches use: kept
+    /// alive until it has run, since a tensor may be released (a model or a temporary freed) first.
+    var pending: VulkanSequence? { sequence.isRecording ? sequence : nil }
     var pendingDispatches = 0
     var keepAlive: [VulkanBuffer] = []
+    /// Host-visible area the gathers' index lists are written to, one aligned slot after another
+    /// (`indices`); the slots are recycled at `flush`, once the work that reads them has run.
+    var indexArea: VulkanBuffer?
+    var indexAreaUsed = 0
+    static let initialIndexAreaBytes = 256 << 10
     /// Work space of ops that need one (per-row 1/rms, partial sums); grows, never shrinks.
     var scratchBuffer: VulkanBuffer?
     /// Where tensors live: mapped host-visible memory, or device-local memory behind staging.
@@ -73,6 +80,7 @@ public final class VulkanBackend: Backend {
         guard self.maxBindingBytes >= 4 * alignment else { throw VulkanUnavailable("binding range \(self.maxBindingBytes) bytes is too small") }
         let tiles: UInt32 = (sharedMemoryTiles ?? device.info.isGPU) ? 1 : 0
         useFewRowsKernel = device.info.isGPU
+        sequence = try VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: Self.maxBindings)
         kernels = try ShaderTable.all.map { shader in
             try VulkanKernel(
                 device: device, spirv: shader.spirv, bindings: shader.bindings, pushConstantBytes: shader.pushConstantBytes,
@@ -88,22 +96,20 @@ public final class VulkanBackend: Backend {
         pendingDispatches += 1
     }
 
-    /// The command buffer being recorded (a new one when the current one is full).
+    /// The command buffer being recorded (submitted first when it is full, then begun afresh).
     func pendingSequence() -> VulkanSequence {
         if pendingDispatches == Self.dispatchesPerSubmission { flush() }
-        if pending == nil {
-            pending = try! VulkanSequence(device: device, maxDispatches: Self.dispatchesPerSubmission, maxBindings: Self.maxBindings)
-        }
-        return pending!
+        if !sequence.isRecording { try! sequence.begin() }
+        return sequence
     }
 
     /// Submits what is recorded and waits for it.
     func flush() {
-        guard let sequence = pending else { return }
+        guard sequence.isRecording else { return }
         try! sequence.run()
-        pending = nil
         pendingDispatches = 0
         keepAlive.removeAll()
+        indexAreaUsed = 0
     }
 
     /// The largest tensor every view is sure to fit in one binding, wherever it starts.
@@ -114,6 +120,9 @@ public final class VulkanBackend: Backend {
     /// the window's start (what the shaders get in push constants).
     func window(_ tensor: Tensor) -> (binding: VulkanBinding, offset: Int) {
         let buffer = tensor.buffer as! VulkanBuffer
+        if buffer.isIndexArea {
+            return (VulkanBinding(buffer: buffer, offset: tensor.offset * 4, range: max(tensor.count, 1) * 4), 0)
+        }
         if buffer.bytes <= maxBindingBytes { return (VulkanBinding(buffer: buffer, offset: 0, range: nil), tensor.offset) }
         let start = tensor.offset * 4 / bindingAlignment * bindingAlignment
         let range = min(maxBindingBytes, buffer.bytes - start)
@@ -172,13 +181,29 @@ public final class VulkanBackend: Backend {
         return Tensor(buffer: b, offset: 0, count: count)
     }
 
-    /// A small uint buffer (indices) as a tensor view, for the next dispatch: always host-visible,
-    /// written in place (a GPU reads it over the bus once).
+    /// A uint list (indices) for the next dispatch, as a slot of the index area: host-visible,
+    /// written in place (a GPU reads it over the bus once), bound from the slot's start. The area
+    /// grows by doubling when full (the old one kept until the flush); slots are reused after it.
     func indices(_ values: [UInt32]) -> Tensor {
-        let b = try! VulkanBuffer(device: device, count: values.count, mapped: true)
+        // Flushes now if the command buffer is full, so that no flush between here and the
+        // dispatch recycles the slot.
+        _ = pendingSequence()
+        let bytes = max(values.count, 1) * 4
+        var start = (indexAreaUsed + bindingAlignment - 1) / bindingAlignment * bindingAlignment
+        if indexArea == nil || start + bytes > indexArea!.bytes {
+            if let old = indexArea { keepAlive.append(old) }
+            let capacity = max(Self.initialIndexAreaBytes, 2 * (indexArea?.bytes ?? 0), bytes)
+            let area = try! VulkanBuffer(device: device, count: capacity / 4, mapped: true)
+            area.isIndexArea = true
+            indexArea = area
+            start = 0
+        }
+        let area = indexArea!
+        indexAreaUsed = start + bytes
         device.counters.bytesUploaded += values.count * 4
-        UnsafeMutableRawPointer(b.mapped!).bindMemory(to: UInt32.self, capacity: values.count).update(from: values, count: values.count)
-        return Tensor(buffer: b)
+        UnsafeMutableRawPointer(area.mapped! + start / 4).bindMemory(to: UInt32.self, capacity: values.count)
+            .update(from: values, count: values.count)
+        return Tensor(buffer: area, offset: start / 4, count: values.count)
     }
 
     public func allocate(_ count: Int) -> Tensor { Tensor(buffer: makeBuffer(count)) }

@@ -20,6 +20,8 @@ public final class VulkanDevice {
     /// then buffers live there by default and inputs and outputs go through staging.
     public let hasSeparateDeviceMemory: Bool
     let f: DeviceFunctions
+    /// The sub-allocator every buffer's memory comes from (VulkanMemory.swift).
+    let allocator: VulkanMemoryAllocator
     /// Driver calls and bus traffic so far (see VulkanCounters).
     public internal(set) var counters = VulkanCounters()
 
@@ -88,9 +90,33 @@ public final class VulkanDevice {
         let vram = types.firstIndex { $0.propertyFlags & deviceLocal != 0 && $0.propertyFlags & hostVisible == 0 }
         hasSeparateDeviceMemory = vram != nil
         deviceLocalMemoryType = UInt32(vram ?? types.firstIndex { $0.propertyFlags & deviceLocal != 0 } ?? host)
+        // Blocks of 64 MiB (at most a quarter of the smallest heap), never past
+        // maxMemoryAllocationSize (Vulkan 1.1, VkPhysicalDeviceMaintenance3Properties).
+        let heaps = withUnsafeBytes(of: memory.memoryHeaps) { Array($0.bindMemory(to: VkMemoryHeap.self).prefix(Int(memory.memoryHeapCount))) }
+        let usedTypes = [hostMemoryType, deviceLocalMemoryType]
+        let usedHeaps = Set(usedTypes.map { Int(types[Int($0)].heapIndex) })
+        let smallestHeap = usedHeaps.map { Int(heaps[$0].size) }.min() ?? Int.max
+        var maxAllocation = Int.max
+        if let properties2 = instance.function("vkGetPhysicalDeviceProperties2", as: PFN_vkGetPhysicalDeviceProperties2?.self) {
+            var maintenance3 = VkPhysicalDeviceMaintenance3Properties()
+            maintenance3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES
+            var properties = VkPhysicalDeviceProperties2()
+            properties.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+            let handle = physical
+            withUnsafeMutablePointer(to: &maintenance3) { pointer in
+                properties.pNext = UnsafeMutableRawPointer(pointer)
+                properties2(handle, &properties)
+            }
+            if maintenance3.maxMemoryAllocationSize > 0 { maxAllocation = Int(clamping: maintenance3.maxMemoryAllocationSize) }
+        }
+        let blockBytes = max(1 << 20, min(64 << 20, smallestHeap / 4, maxAllocation))
+        allocator = VulkanMemoryAllocator(
+            blockBytes: blockBytes, maxAllocationBytes: maxAllocation, minAlignment: max(16, info.minStorageBufferOffsetAlignment),
+            hostVisible: types.map { $0.propertyFlags & UInt32(VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue) != 0 })
     }
 
     deinit {
+        allocator.releaseAll { f.freeMemory(device, $0.memory, nil) }
         f.destroyCommandPool(device, commandPool, nil)
         f.destroyDevice(device, nil)
     }
@@ -140,6 +166,9 @@ struct DeviceFunctions {
     let createFence: PFN_vkCreateFence
     let destroyFence: PFN_vkDestroyFence
     let waitForFences: PFN_vkWaitForFences
+    let resetFences: PFN_vkResetFences
+    let resetDescriptorPool: PFN_vkResetDescriptorPool
+    let resetCommandBuffer: PFN_vkResetCommandBuffer
 
     init(device: VkDevice, lookup: PFN_vkGetDeviceProcAddr) throws {
         func load<T>(_ name: String) throws -> T {
@@ -184,5 +213,8 @@ struct DeviceFunctions {
         createFence = try load("vkCreateFence")
         destroyFence = try load("vkDestroyFence")
         waitForFences = try load("vkWaitForFences")
+        resetFences = try load("vkResetFences")
+        resetDescriptorPool = try load("vkResetDescriptorPool")
+        resetCommandBuffer = try load("vkResetCommandBuffer")
     }
 }
