@@ -192,7 +192,8 @@ public final class Trainer {
     /// One optimizer step at `learningRate`: the micro-batches' forward and backward, the global
     /// gradient norm, clipping and AdamW are all recorded before the host reads the loss and the
     /// norm once (on a GPU, one submission and one wait; the reparameterisation, when there is one,
-    /// still runs on the host). A non-finite loss or norm updates nothing (the caller stops).
+    /// still runs on the host). A non-finite gradient norm updates nothing (clipping and AdamW skip on
+    /// the device); the caller stops on a non-finite loss or norm.
     func step(learningRate lr: Double) throws -> (loss: Double, norm: Double) {
         let o = state.options
         backend.fill(gradients, value: 0)
