@@ -202,11 +202,13 @@ public final class VulkanBackend: Backend {
         }
     }
 
+    /// Through staging, the first piece's copy is recorded after the pending work and rides on its
+    /// submission (a training step or decode step stays one submission on device-local memory).
     public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
-        flush()
         device.counters.bytesDownloaded += tensor.count * 4
         let buffer = tensor.buffer as! VulkanBuffer
         if let mapped = buffer.mapped {
+            flush()
             values.baseAddress!.update(from: mapped + tensor.offset, count: tensor.count)
             return
         }

@@ -15,16 +15,18 @@ final class VulkanTrainingStepTests: ValidatedVulkanTestCase {
     /// After the merge of the device reparameterisation, add P = 4 with the default recipe here
     /// (and drop the check that there is no reparameterisation).
     func testTrainerStepIsOneSubmission() throws {
-        let cases: [(P: Int, accumulate: Int, recipe: Recipe)] = [
-            (1, 1, .standard), (1, 3, .standard), (4, 1, Recipe.standard.changed { $0.prefixReparam = 0 }),
+        let plain = Recipe.standard.changed { $0.prefixReparam = 0 }
+        let cases: [(P: Int, accumulate: Int, recipe: Recipe, memory: VulkanMemoryMode)] = [
+            (1, 1, .standard, .mapped), (1, 3, .standard, .mapped), (4, 1, plain, .mapped),
+            (1, 2, .standard, .staging), (4, 1, plain, .staging),  // a discrete GPU's memory: the read rides along
         ]
         for c in cases {
-            let vulkan = try VulkanBackend(device: lavapipeDevice())
+            let vulkan = try VulkanBackend(device: lavapipeDevice(), memory: c.memory)
             var o = shortRunOptions(steps: 10, batch: 2, sequence: 8, evalWindows: 2, learningRate: 1e-2)
             o.accumulate = c.accumulate
             c.recipe.apply(to: &o, streams: c.P)
             let model = ParScaleModel.initialized(tinyConfig(P: c.P), backend: vulkan, options: c.recipe.initOptions(seed: 1))
-            let run = temporaryFolder("step\(c.P)x\(c.accumulate)")
+            let run = temporaryFolder("step\(c.P)x\(c.accumulate)\(c.memory)")
             let trainer = try Trainer.start(runDirectory: run.path, model: model, options: o, recipe: c.recipe.metadata)
             XCTAssertNil(trainer.reparam, "P=\(c.P)")
             _ = try trainer.step(learningRate: 1e-2)  // the first allocates the workspace
@@ -32,7 +34,7 @@ final class VulkanTrainingStepTests: ValidatedVulkanTestCase {
                 let before = vulkan.counters
                 let (loss, norm) = try trainer.step(learningRate: 1e-2)
                 let d = vulkan.counters - before
-                let what = "P=\(c.P) accumulate \(c.accumulate): \(d)"
+                let what = "P=\(c.P) accumulate \(c.accumulate) \(c.memory): \(d)"
                 XCTAssertLessThanOrEqual(d.submissions, 1, what)
                 XCTAssertLessThanOrEqual(d.fenceWaits, 2, what)
                 XCTAssertLessThanOrEqual(d.bytesDownloaded, 64, what)
