@@ -12,6 +12,12 @@ struct AdamWPush {
     float learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2, gradScale;
 };
 
+// adamw_clipped.comp: the clipping factor from the squared norm at normOffset (a step scalar).
+struct AdamWClippedPush {
+    uint count, paramsOffset, gradsOffset, mOffset, vOffset, normOffset;
+    float learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2, clipNorm;
+};
+
 struct AggregationPush {
     uint streams, rowsPerStream, dim, yOffset, logitsOffset, weightsOffset, outOffset;
     float smoothing;
@@ -127,6 +133,12 @@ struct StoreKVBackwardPush {
 
 struct SumOfSquaresPush {
     uint count, offset, partialOffset;
+};
+
+// step_scalar.comp: scalars[scalarOffset] (+ its error term) += scale * sum of x (squares: of x^2).
+struct StepScalarPush {
+    uint count, offset, squares, scalarOffset;
+    float scale;
 };
 
 struct SwiGLUPush {

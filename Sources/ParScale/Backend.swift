@@ -122,10 +122,84 @@ public protocol Backend: AnyObject {
     func fill(_ x: Tensor, value: Float)
     func sumOfSquares(_ x: Tensor) -> Double
     func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings)
+
+    // MARK: step scalars (a training step's loss and squared gradient norm, kept where the backend
+    // computes so that a whole step is recorded without waiting; defaults below: the CPU's)
+
+    /// scalar += sum of x[i]^2.
+    func sumOfSquares(_ x: Tensor, addingTo scalar: StepScalar)
+    /// scalar += (sum of x[i] / x.count) / divisor: the mean loss of one of `divisor` micro-batches.
+    func mean(_ x: Tensor, dividedBy divisor: Int, addingTo scalar: StepScalar)
+    /// scalar = value.
+    func setScalar(_ scalar: StepScalar, to value: Double)
+    /// Every scalar's value: the one wait of a training step.
+    func readScalars(_ scalars: StepScalars) -> [Double]
+    /// AdamW whose clipping factor comes from the squared global gradient norm in `squaredNorm`, read
+    /// where the backend computes: clipNorm / norm when clipNorm > 0 and norm > clipNorm, else 1
+    /// (`settings.gradScale` is not used). A non-finite norm leaves everything untouched.
+    func adamw(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings, clipNorm: Double, squaredNorm: StepScalar)
 }
 
 extension Backend {
     public var maxTensorBytes: Int? { nil }
+}
+
+/// One accumulator of a training step (its loss, its squared gradient norm) kept where the backend
+/// computes: ops add to it without a round trip, and the host reads all of a step's scalars at once
+/// when the step is recorded (`readScalars`). It is two floats of a backend tensor: the CPU backend
+/// (these defaults) keeps a Double's bytes there, so its sums are exactly the host's; the Vulkan
+/// backend keeps a float sum and its rounding error (a compensated sum). All zero bits is 0 in both.
+public struct StepScalar: @unchecked Sendable {
+    public let storage: Tensor  // 2 floats
+}
+
+/// `count` step scalars in one small tensor, zeroed by `backend.fill(storage, value: 0)`.
+public struct StepScalars: @unchecked Sendable {
+    public let storage: Tensor
+    public var count: Int { storage.count / 2 }
+    public init(backend: Backend, count: Int) { storage = backend.allocate(2 * count) }
+    public subscript(i: Int) -> StepScalar { StepScalar(storage: storage.slice(2 * i, 2)) }
+}
+
+/// The step scalars on the host's terms: a Double in the scalar's 8 bytes, summed as the host does
+/// (what the CPU backend uses; a GPU backend keeps them on the device instead).
+extension Backend {
+    func scalarValue(_ scalar: StepScalar) -> Double {
+        var pair: [Float] = [0, 0]
+        pair.withUnsafeMutableBufferPointer { download(scalar.storage, into: $0) }
+        return pair.withUnsafeBytes { $0.loadUnaligned(as: Double.self) }
+    }
+
+    func storeScalar(_ scalar: StepScalar, _ value: Double) {
+        var pair: [Float] = [0, 0]
+        pair.withUnsafeMutableBytes { $0.storeBytes(of: value, as: Double.self) }
+        pair.withUnsafeBufferPointer { upload($0, to: scalar.storage) }
+    }
+
+    public func sumOfSquares(_ x: Tensor, addingTo scalar: StepScalar) {
+        storeScalar(scalar, scalarValue(scalar) + sumOfSquares(x))
+    }
+
+    public func mean(_ x: Tensor, dividedBy divisor: Int, addingTo scalar: StepScalar) {
+        var values = [Float](repeating: 0, count: x.count)
+        values.withUnsafeMutableBufferPointer { download(x, into: $0) }
+        let mean = values.reduce(0.0) { $0 + Double($1) } / Double(x.count)
+        storeScalar(scalar, scalarValue(scalar) + mean / Double(divisor))
+    }
+
+    public func setScalar(_ scalar: StepScalar, to value: Double) { storeScalar(scalar, value) }
+
+    public func readScalars(_ scalars: StepScalars) -> [Double] { (0..<scalars.count).map { scalarValue(scalars[$0]) } }
+
+    public func adamw(
+        params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings, clipNorm: Double, squaredNorm: StepScalar
+    ) {
+        let norm = scalarValue(squaredNorm).squareRoot()
+        guard norm.isFinite else { return }
+        var s = settings
+        s.gradScale = Float(clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1)
+        adamw(params: params, grads: grads, m: m, v: v, settings: s)
+    }
 }
 
 /// A byte count for messages: B, KiB, MiB or GiB.

@@ -48,6 +48,32 @@ extension ParScaleModel {
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
         gradScale: Float = 1, trainBackbone: Bool = true
     ) throws -> Double {
+        let losses = try recordGradients(
+            inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale,
+            trainBackbone: trainBackbone)
+        var values = [Float](repeating: 0, count: losses.count)
+        values.withUnsafeMutableBufferPointer { backend.download(losses, into: $0) }
+        return values.reduce(0.0) { $0 + Double($1) } / Double(losses.count)
+    }
+
+    /// The same, without waiting for the result: ADDS the mean loss divided by `microBatches` to
+    /// `loss` where the backend computes (one of `microBatches` micro-batches of an optimizer step,
+    /// whose work is all recorded before the host reads the step's scalars once).
+    public func accumulateGradients(
+        inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
+        gradScale: Float = 1, trainBackbone: Bool = true, loss: StepScalar, microBatches: Int = 1
+    ) throws {
+        let losses = try recordGradients(
+            inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale,
+            trainBackbone: trainBackbone)
+        backend.mean(losses, dividedBy: microBatches, addingTo: loss)
+    }
+
+    /// Records forward and backward; returns the per-token losses' tensor (valid until the next call).
+    func recordGradients(
+        inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
+        gradScale: Float, trainBackbone: Bool
+    ) throws -> Tensor {
         guard inputs.count == B * S, targets.count == B * S else {
             throw ModelError("expected \(B * S) inputs and targets, got \(inputs.count) and \(targets.count)")
         }
@@ -143,10 +169,7 @@ extension ParScaleModel {
             backend.sumStreams(w.dResidual, streams: P, out: w.dEmbedded)
             backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding), dim: H)
         }
-
-        var losses = [Float](repeating: 0, count: n)
-        losses.withUnsafeMutableBufferPointer { backend.download(w.losses, into: $0) }
-        return losses.reduce(0.0) { $0 + Double($1) } / Double(n)
+        return w.losses
     }
 
     /// Mean next-token loss without gradients (validation).

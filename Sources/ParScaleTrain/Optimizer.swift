@@ -94,23 +94,43 @@ public final class AdamW {
     /// Global gradient norm (with `extraSquaredNorm`: gradients of tensors outside the model, such
     /// as a `PrefixReparam`'s), then one AdamW step at `learningRate` with clipping to `clipNorm`.
     /// Returns the norm before clipping; a non-finite norm leaves everything untouched.
+    /// One wait: `record` then `finish` with the norm read back.
     @discardableResult
     public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double, extraSquaredNorm: Double = 0) -> Double {
-        let norm = groups.filter(\.trainable).reduce(extraSquaredNorm) {
-            $0 + backend.sumOfSquares(gradients.slice($1.tensors))
-        }.squareRoot()
-        guard norm.isFinite else { return norm }
-        let clip = options.clipScale(norm: norm)
+        let scalars = ownScalars ?? StepScalars(backend: backend, count: 1)
+        ownScalars = scalars
+        record(model: model, gradients: gradients, learningRate: learningRate, squaredNorm: scalars[0], extraSquaredNorm: extraSquaredNorm)
+        return finish(squaredNorm: backend.readScalars(scalars)[0])
+    }
+    private var ownScalars: StepScalars?
+
+    /// Records one step without waiting: the squared global gradient norm into `squaredNorm`
+    /// (set to `extraSquaredNorm`, then each trainable group's sum of squares added on the device),
+    /// then AdamW on every trainable group, clipping by that norm where the backend computes.
+    /// Read the scalar after the step's work is recorded and pass it to `finish`.
+    public func record(
+        model: ParScaleModel, gradients: Tensor, learningRate: Double, squaredNorm: StepScalar, extraSquaredNorm: Double = 0
+    ) {
+        backend.setScalar(squaredNorm, to: extraSquaredNorm)
+        let trainable = groups.filter(\.trainable)
+        for g in trainable { backend.sumOfSquares(gradients.slice(g.tensors), addingTo: squaredNorm) }
         step += 1
-        for g in groups where g.trainable {
+        for g in trainable {
             let settings = AdamWSettings(
                 learningRate: Float(learningRate * g.lrScale), beta1: Float(options.beta1), beta2: Float(options.beta2),
-                epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step,
-                gradScale: Float(clip))
+                epsilon: Float(options.epsilon), weightDecay: g.decay ? Float(options.weightDecay) : 0, step: step)
             backend.adamw(
                 params: model.parameters.slice(g.tensors), grads: gradients.slice(g.tensors),
-                m: m.slice(g.tensors), v: v.slice(g.tensors), settings: settings)
+                m: m.slice(g.tensors), v: v.slice(g.tensors), settings: settings, clipNorm: options.clipNorm,
+                squaredNorm: squaredNorm)
         }
+    }
+
+    /// The norm of a recorded step, from its squared norm as read back. A non-finite norm (the
+    /// backend left everything untouched) does not count as a step.
+    public func finish(squaredNorm: Double) -> Double {
+        let norm = squaredNorm.squareRoot()
+        if !norm.isFinite { step -= 1 }
         return norm
     }
 

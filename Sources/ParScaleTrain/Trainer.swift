@@ -141,24 +141,8 @@ public final class Trainer {
         var windowStart = Date(), windowTokens = 0
         while state.step < total {
             if let stopAfter, stepsThisRun >= stopAfter { break }
-            backend.fill(gradients, value: 0)
-            var loss = 0.0
-            for _ in 0..<o.accumulate {
-                let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)
-                loss += try model.accumulateGradients(
-                    inputs: inputs, targets: targets, batch: o.batch, sequence: o.sequence, gradients: gradients,
-                    gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone) / Double(o.accumulate)
-            }
             let lr = o.optimizer.learningRate(step: state.step + 1, totalSteps: total)
-            let reparamSquares = loss.isFinite ? reparam?.backward(modelGradients: gradients, backend: backend) ?? 0 : 0
-            let norm = loss.isFinite
-                ? optimizer.update(model: model, gradients: gradients, learningRate: lr, extraSquaredNorm: reparamSquares) : .nan
-            if let reparam, norm.isFinite {
-                reparam.update(
-                    learningRate: lr * o.optimizer.parscaleLRScale, gradScale: o.optimizer.clipScale(norm: norm),
-                    step: optimizer.step, options: o.optimizer)
-                reparam.fold(into: model)
-            }
+            let (loss, norm) = try step(learningRate: lr)
             guard loss.isFinite, norm.isFinite else {
                 throw TrainingError(
                     "step \(state.step + 1): non-finite \(loss.isFinite ? "gradient norm" : "loss") (loss \(loss), gradient norm \(norm)); stopped. "
@@ -200,6 +184,39 @@ public final class Trainer {
         }
         if state.step != lastCheckpointStep { try saveCheckpoint() }
         return lastEvaluation
+    }
+
+    /// Scalars of a step where the backend computes: [0] the loss, [1] the squared gradient norm.
+    private lazy var stepScalars = StepScalars(backend: backend, count: 2)
+
+    /// One optimizer step at `learningRate`: the micro-batches' forward and backward, the global
+    /// gradient norm, clipping and AdamW are all recorded before the host reads the loss and the
+    /// norm once (on a GPU, one submission and one wait; the reparameterisation, when there is one,
+    /// still runs on the host). A non-finite gradient norm updates nothing (clipping and AdamW skip on
+    /// the device); the caller stops on a non-finite loss or norm.
+    func step(learningRate lr: Double) throws -> (loss: Double, norm: Double) {
+        let o = state.options
+        backend.fill(gradients, value: 0)
+        backend.fill(stepScalars.storage, value: 0)
+        for _ in 0..<o.accumulate {
+            let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)
+            try model.accumulateGradients(
+                inputs: inputs, targets: targets, batch: o.batch, sequence: o.sequence, gradients: gradients,
+                gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone, loss: stepScalars[0],
+                microBatches: o.accumulate)
+        }
+        let reparamSquares = reparam?.backward(modelGradients: gradients, backend: backend) ?? 0
+        optimizer.record(
+            model: model, gradients: gradients, learningRate: lr, squaredNorm: stepScalars[1], extraSquaredNorm: reparamSquares)
+        let values = backend.readScalars(stepScalars)
+        let loss = values[0], norm = optimizer.finish(squaredNorm: values[1])
+        if let reparam, loss.isFinite, norm.isFinite {
+            reparam.update(
+                learningRate: lr * o.optimizer.parscaleLRScale, gradScale: o.optimizer.clipScale(norm: norm),
+                step: optimizer.step, options: o.optimizer)
+            reparam.fold(into: model)
+        }
+        return (loss, norm)
     }
 
     public func evaluate() throws -> Evaluation {

@@ -11,6 +11,12 @@ struct AdamWPush {
     var learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2, gradScale: Float
 }
 
+/// adamw_clipped: the clipping factor from the squared norm at normOffset (a step scalar).
+struct AdamWClippedPush {
+    var count, paramsOffset, gradsOffset, mOffset, vOffset, normOffset: UInt32
+    var learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2, clipNorm: Float
+}
+
 struct AggregationPush {
     var streams, rowsPerStream, dim, yOffset, logitsOffset, weightsOffset, outOffset: UInt32
     var smoothing: Float
@@ -131,6 +137,12 @@ struct StoreKVBackwardPush {
 
 struct SumOfSquaresPush {
     var count, offset, partialOffset: UInt32
+}
+
+/// step_scalar: scalars[scalarOffset] (+ its error term) += scale * sum of x (squares: of x^2).
+struct StepScalarPush {
+    var count, offset, squares, scalarOffset: UInt32
+    var scale: Float
 }
 
 struct SwiGLUPush {

@@ -5,7 +5,8 @@ import ParScale
 /// The model on Vulkan compute shaders: forward, backward and optimizer ops, one shader (or two)
 /// per op. Ops are recorded into one command buffer, a barrier after each, and submitted once
 /// when the host needs a result (download, upload, synchronize, sumOfSquares): a whole forward
-/// pass, decode step or training step's backward is one submission with one fence.
+/// pass, decode step or optimizer step (Trainer.step: the loss and gradient norm stay on the device
+/// until read once) is one submission with one fence.
 public final class VulkanBackend: Backend {
     public let device: VulkanDevice
     /// The pipeline of every shader of the kernel table, in `ShaderTable.all` order.
@@ -226,11 +227,13 @@ public final class VulkanBackend: Backend {
         }
     }
 
+    /// Through staging, the first piece's copy is recorded after the pending work and rides on its
+    /// submission (a training step or decode step stays one submission on device-local memory).
     public func download(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) {
-        flush()
         device.counters.bytesDownloaded += tensor.count * 4
         let buffer = tensor.buffer as! VulkanBuffer
         if let mapped = buffer.mapped {
+            flush()
             values.baseAddress!.update(from: mapped + tensor.offset, count: tensor.count)
             return
         }

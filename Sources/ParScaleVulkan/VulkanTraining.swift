@@ -171,4 +171,56 @@ extension VulkanBackend {
             run(.adamw, views, push, groups: Self.groups(p.length))
         }
     }
+
+    // MARK: step scalars: a float sum and its rounding error, on the device
+
+    /// Partial sums of squares per work group (sum_of_squares.comp), then their total added to the
+    /// scalar (step_scalar.comp): no wait.
+    public func sumOfSquares(_ x: Tensor, addingTo scalar: StepScalar) {
+        for p in pieces(x.count) {
+            let groups = min(256, max(1, (p.length + 255) / 256))
+            let piece = x.slice(p.start, p.length), sums = scratch(groups)
+            run(.sumOfSquares, [piece, sums], SumOfSquaresPush(count: u(p.length), offset: o(piece), partialOffset: o(sums)), groups: (groups, 1, 1))
+            addSum(sums, squares: false, scale: 1, to: scalar)
+        }
+    }
+
+    public func mean(_ x: Tensor, dividedBy divisor: Int, addingTo scalar: StepScalar) {
+        precondition(x.count * 4 <= maxTensorBytes!, "mean: \(x.count) values exceed one binding")
+        addSum(x, squares: false, scale: Float(1 / (Double(x.count) * Double(divisor))), to: scalar)
+    }
+
+    /// scalar += scale * sum of x (or of x^2), one work group.
+    func addSum(_ x: Tensor, squares: Bool, scale: Float, to scalar: StepScalar) {
+        let push = StepScalarPush(count: u(x.count), offset: o(x), squares: squares ? 1 : 0, scalarOffset: o(scalar.storage), scale: scale)
+        run(.stepScalar, [x, scalar.storage], push, groups: (1, 1, 1))
+    }
+
+    /// The value as a float and its rounding error, written by two recorded fills.
+    public func setScalar(_ scalar: StepScalar, to value: Double) {
+        let hi = Float(value)
+        fill(scalar.storage.slice(0, 1), value: hi)
+        fill(scalar.storage.slice(1, 1), value: Float(value - Double(hi)))
+    }
+
+    /// One download of the scalars' tensor: the submission and wait of the recorded step.
+    public func readScalars(_ scalars: StepScalars) -> [Double] {
+        var pairs = [Float](repeating: 0, count: scalars.storage.count)
+        pairs.withUnsafeMutableBufferPointer { download(scalars.storage, into: $0) }
+        return (0..<scalars.count).map { Double(pairs[2 * $0]) + Double(pairs[2 * $0 + 1]) }
+    }
+
+    public func adamw(
+        params: Tensor, grads: Tensor, m: Tensor, v: Tensor, settings a: AdamWSettings, clipNorm: Double, squaredNorm: StepScalar
+    ) {
+        let correction1 = 1 - pow(a.beta1, Float(a.step)), correction2 = 1 - pow(a.beta2, Float(a.step))
+        for p in pieces(params.count) {
+            let views = [params, grads, m, v].map { $0.slice(p.start, p.length) }
+            let push = AdamWClippedPush(
+                count: u(p.length), paramsOffset: o(views[0]), gradsOffset: o(views[1]), mOffset: o(views[2]), vOffset: o(views[3]),
+                normOffset: o(squaredNorm.storage), learningRate: a.learningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon,
+                weightDecay: a.weightDecay, correction1: correction1, correction2: correction2, clipNorm: Float(clipNorm))
+            run(.adamwClipped, views + [squaredNorm.storage], push, groups: Self.groups(p.length))
+        }
+    }
 }

@@ -68,6 +68,7 @@ struct BenchTrain: ParsableCommand {
                     let model = ParScaleModel.initialized(config, backend: backend, options: InitOptions(seed: 1))
                     let adam = AdamW(model: model, options: OptimizerOptions())
                     let grads = model.backend.allocate(model.parameters.count)
+                    let scalars = StepScalars(backend: backend, count: 2)  // loss, squared gradient norm
                     var rng = SeededGenerator(seed: 3)
                     let count = shape.batch * shape.seq
                     let inputs = (0..<count).map { _ in Int32(rng.next() % 256) }, targets = (0..<count).map { _ in Int32(rng.next() % 256) }
@@ -76,10 +77,13 @@ struct BenchTrain: ParsableCommand {
                     for i in 0...steps {
                         if i == 1 { counted = benchCounters(backend) ?? counted }
                         let t0 = DispatchTime.now().uptimeNanoseconds
+                        // As the Trainer's step: everything recorded, then the loss and norm read once.
                         backend.fill(grads, value: 0)
-                        _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads)
-                        adam.update(model: model, gradients: grads, learningRate: 1e-3)
-                        backend.synchronize()
+                        backend.fill(scalars.storage, value: 0)
+                        try model.accumulateGradients(
+                            inputs: inputs, targets: targets, batch: shape.batch, sequence: shape.seq, gradients: grads, loss: scalars[0])
+                        adam.record(model: model, gradients: grads, learningRate: 1e-3, squaredNorm: scalars[1])
+                        _ = adam.finish(squaredNorm: backend.readScalars(scalars)[1])
                         if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
                     }
                     let t = median(times)
