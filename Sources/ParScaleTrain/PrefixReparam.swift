@@ -12,6 +12,13 @@ import ParScale
 /// The MLP exists only while training: after every update its output is folded into the model's
 /// plain `prefix_k` / `prefix_v` tensors, so checkpoints stay in the official layout. Its own
 /// tensors and moments go to `reparam.safetensors` beside the checkpoint, for --resume.
+///
+/// It runs on the model's backend, in backend ops (`prefixMLP` / `prefixMLPBackward`, one call per
+/// layer and prefix block): the forward writes each block straight into the model's prefix tensor,
+/// the backward reads the prefix gradients where the model's backward left them, and the update is
+/// the backend's AdamW, so a training step moves no prefixes between host and device (only saving
+/// and restoring download or upload). On the CPU the results are bit for bit those of the host
+/// loops this replaced: every sum runs in the same order.
 public final class PrefixReparam {
     public let streams: Int
     public let vectorSize: Int  // d: length of e[r]

@@ -82,33 +82,43 @@ final class VulkanReparamTests: ValidatedVulkanTestCase {
     }
 
     /// A step with the reparameterisation moves what a plain step moves, plus the MLP gradient's
-    /// sum of squares (a few partial sums down, one submission): not the 2 L P prefix blocks
-    /// (the host loops moved them down and up, one round trip per block and stream).
+    /// sum of squares (a few partial sums down, and the submissions that read them back): not the
+    /// 2 L P prefix blocks, which the host loops moved down and up (behind staging, one submission
+    /// and fence wait per block and stream each way), in mapped and in staging memory.
     func testAReparamStepMovesNoPrefixBlocks() throws {
-        let vulkan = try VulkanBackend(device: lavapipeDevice())
-        let (plain, reparam, prefixBytes) = try stepCounters(
-            vulkan, config: tinyConfig(P: 4, prefixTokens: 48), batch: 2, sequence: 8, steps: 2)
-        XCTAssertEqual(prefixBytes, 4 * 2 * 2 * 2 * 48 * 8 * 4, "P * L * (k, v) * KVH * T * hd floats")
-        XCTAssertLessThanOrEqual(reparam.bytesUploaded, plain.bytesUploaded + 64, "plain \(plain), reparam \(reparam)")
-        XCTAssertLessThanOrEqual(reparam.bytesDownloaded, plain.bytesDownloaded + 1024, "plain \(plain), reparam \(reparam)")
-        XCTAssertLessThanOrEqual(reparam.submissions, plain.submissions + 1, "plain \(plain), reparam \(reparam)")
-        XCTAssertLessThanOrEqual(reparam.memoryAllocations, plain.memoryAllocations, "plain \(plain), reparam \(reparam)")
+        for memory in [VulkanMemoryMode.mapped, .staging] {
+            let vulkan = try VulkanBackend(device: lavapipeDevice(), memory: memory)
+            let (plain, reparam, prefixBytes) = try stepCounters(
+                vulkan, config: tinyConfig(P: 4, prefixTokens: 48), batch: 2, sequence: 8, steps: 2)
+            XCTAssertEqual(prefixBytes, 4 * 2 * 2 * 2 * 48 * 8 * 4, "P * L * (k, v) * KVH * T * hd floats")
+            let what = "\(memory): plain \(plain), reparam \(reparam)"
+            XCTAssertLessThanOrEqual(reparam.bytesUploaded, plain.bytesUploaded + 64, what)
+            XCTAssertLessThanOrEqual(reparam.bytesDownloaded, plain.bytesDownloaded + 1024, what)
+            // The sum of squares' read-back: one submission when mapped, two behind staging (the
+            // recorded work, then the copy of the partial sums into the staging buffer).
+            let readBack = memory == .mapped ? 1 : 2
+            XCTAssertLessThanOrEqual(reparam.submissions, plain.submissions + readBack, what)
+            XCTAssertLessThanOrEqual(reparam.fenceWaits, plain.fenceWaits + readBack, what)
+            XCTAssertLessThanOrEqual(reparam.memoryAllocations, plain.memoryAllocations, what)
+        }
     }
 
     /// `bench train`'s config A at P = 4 (hidden 128, 4 layers, T = 48, batch 8, seq 128) with
-    /// --prefix-reparam 64: prints the per-step counters with and without it. Slow on lavapipe:
-    /// runs only with PARSCALE_MEASURE_REPARAM=1.
+    /// --prefix-reparam 64: prints the per-step counters with and without it, in mapped and in
+    /// staging memory. Slow on lavapipe: runs only with PARSCALE_MEASURE_REPARAM=1.
     func testMeasureBenchTrainConfigACounters() throws {
         guard ProcessInfo.processInfo.environment["PARSCALE_MEASURE_REPARAM"] == "1" else {
             throw XCTSkip("set PARSCALE_MEASURE_REPARAM=1 to measure")
         }
-        let vulkan = try VulkanBackend(device: lavapipeDevice())
         let config = ModelConfig(
             vocabSize: 256, hiddenSize: 128, intermediateSize: 352, numHiddenLayers: 4, numAttentionHeads: 4, numKeyValueHeads: 2,
             tieWordEmbeddings: true, parscaleN: 4, parscaleNTokens: 48)
-        let (plain, reparam, prefixBytes) = try stepCounters(vulkan, config: config, batch: 8, sequence: 128, steps: 2)
-        print("config A, P = 4, prefix blocks \(prefixBytes) B; per step plain: \(plain); with --prefix-reparam 64: \(reparam)")
-        XCTAssertLessThan(reparam.bytesDownloaded, plain.bytesDownloaded + prefixBytes / 2)
+        for memory in [VulkanMemoryMode.mapped, .staging] {
+            let vulkan = try VulkanBackend(device: lavapipeDevice(), memory: memory)
+            let (plain, reparam, prefixBytes) = try stepCounters(vulkan, config: config, batch: 8, sequence: 128, steps: 1)
+            print("config A, P = 4, \(memory), prefix blocks \(prefixBytes) B; per step plain: \(plain); with --prefix-reparam 64: \(reparam)")
+            XCTAssertLessThan(reparam.bytesDownloaded, plain.bytesDownloaded + prefixBytes / 2)
+        }
     }
 
     func losses(_ run: String) throws -> [Double] {
