@@ -148,3 +148,13 @@ struct SwiGLUPush {
 struct SwiGLUBackwardPush {
     uint rows, dim, dOutOffset, gateUpOffset, dGateUpOffset;
 };
+
+// prefix_mlp.comp (one layer of the prefix reparameterisation's MLP); flags: 1 tanh, 2 residual.
+struct PrefixMLPPush {
+    uint rows, inDim, outDim, flags, xOffset, wOffset, bOffset, residualOffset, outOffset;
+};
+
+// prefix_mlp_backward.comp; flags: 1 tanh.
+struct PrefixMLPBackwardPush {
+    uint rows, inDim, outDim, flags, dOutOffset, xOffset, wOffset, yOffset, dxOffset, dwOffset, dbOffset;
+};

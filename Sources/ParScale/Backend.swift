@@ -118,6 +118,17 @@ public protocol Backend: AnyObject {
     /// without the gradient and without downloading the logits, which are left unchanged.
     func crossEntropySums(logits: Tensor, targets: [Int32], sums: Tensor, rowsPerSum: Int, vocab: Int)
 
+    // MARK: prefix reparameterisation (training: the MLP of `PrefixReparam`, Ops/PrefixMLP.swift)
+
+    /// One layer over P stream rows: out[r, o] = residual[r, o] + act(bias[o] + sum_i W[o, i] x[r, i]),
+    /// act tanh or identity, each sum in index order. A tanh layer takes no residual.
+    func prefixMLP(_ x: Tensor, weight: Tensor, bias: Tensor, residual: Tensor?, out: Tensor, shape: PrefixMLPShape)
+    /// Its gradient, ADDED to dInput, dWeight and dBias. `output`: the forward's out (tanh's
+    /// derivative reads it; an identity layer ignores it).
+    func prefixMLPBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, output: Tensor, dInput: Tensor, dWeight: Tensor, dBias: Tensor,
+        shape: PrefixMLPShape)
+
     // MARK: optimizer
     func fill(_ x: Tensor, value: Float)
     func sumOfSquares(_ x: Tensor) -> Double

@@ -226,6 +226,23 @@ public final class CPUBackend: Backend {
         }
     }
 
+    // MARK: prefix reparameterisation
+
+    public func prefixMLP(_ x: Tensor, weight: Tensor, bias: Tensor, residual: Tensor?, out: Tensor, shape s: PrefixMLPShape) {
+        precondition(!(s.tanh && residual != nil), "a tanh layer takes no residual")
+        precondition(x.count == s.rows * s.inDim && weight.count == s.outDim * s.inDim && bias.count == s.outDim && out.count == s.rows * s.outDim)
+        PrefixMLPOps.forward(x: x.host, weight: weight.host, bias: bias.host, residual: residual.map { UnsafePointer($0.host) }, out: out.host, shape: s)
+    }
+
+    public func prefixMLPBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, output: Tensor, dInput: Tensor, dWeight: Tensor, dBias: Tensor,
+        shape s: PrefixMLPShape
+    ) {
+        PrefixMLPOps.backward(
+            dOut: dOut.host, x: input.host, weight: weight.host, y: output.host, dX: dInput.host, dWeight: dWeight.host,
+            dBias: dBias.host, shape: s)
+    }
+
     // MARK: optimizer
 
     public func fill(_ x: Tensor, value: Float) { x.host.update(repeating: value, count: x.count) }

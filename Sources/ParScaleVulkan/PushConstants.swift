@@ -152,3 +152,13 @@ struct SwiGLUPush {
 struct SwiGLUBackwardPush {
     var rows, dim, dOutOffset, gateUpOffset, dGateUpOffset: UInt32
 }
+
+/// prefix_mlp.comp; flags: 1 tanh, 2 residual.
+struct PrefixMLPPush {
+    var rows, inDim, outDim, flags, xOffset, wOffset, bOffset, residualOffset, outOffset: UInt32
+}
+
+/// prefix_mlp_backward.comp; flags: 1 tanh.
+struct PrefixMLPBackwardPush {
+    var rows, inDim, outDim, flags, dOutOffset, xOffset, wOffset, yOffset, dxOffset, dwOffset, dbOffset: UInt32
+}

@@ -132,6 +132,30 @@ extension VulkanBackend {
         run(.crossEntropySums, [logits, indices(targets.map { UInt32($0) }), sums], push, groups: Self.grid(sums.count))
     }
 
+    // MARK: prefix reparameterisation
+
+    /// One thread per output (r, o); prefix_mlp.comp.
+    public func prefixMLP(_ x: Tensor, weight: Tensor, bias: Tensor, residual: Tensor?, out: Tensor, shape s: PrefixMLPShape) {
+        precondition(!(s.tanh && residual != nil), "a tanh layer takes no residual")
+        let push = PrefixMLPPush(
+            rows: u(s.rows), inDim: u(s.inDim), outDim: u(s.outDim), flags: (s.tanh ? 1 : 0) | (residual != nil ? 2 : 0),
+            xOffset: o(x), wOffset: o(weight), bOffset: o(bias), residualOffset: residual.map(o) ?? 0, outOffset: o(out))
+        run(.prefixMLP, [x, weight, bias, residual ?? out, out], push, groups: Self.groups(s.rows * s.outDim, 64))
+    }
+
+    /// One dispatch: a thread per dWeight, dBias and dInput element; prefix_mlp_backward.comp.
+    public func prefixMLPBackward(
+        dOut: Tensor, input: Tensor, weight: Tensor, output: Tensor, dInput: Tensor, dWeight: Tensor, dBias: Tensor,
+        shape s: PrefixMLPShape
+    ) {
+        let push = PrefixMLPBackwardPush(
+            rows: u(s.rows), inDim: u(s.inDim), outDim: u(s.outDim), flags: s.tanh ? 1 : 0, dOutOffset: o(dOut),
+            xOffset: o(input), wOffset: o(weight), yOffset: o(output), dxOffset: o(dInput), dwOffset: o(dWeight),
+            dbOffset: o(dBias))
+        let threads = s.outDim * s.inDim + s.outDim + s.rows * s.inDim
+        run(.prefixMLPBackward, [dOut, input, weight, output, dInput, dWeight, dBias], push, groups: Self.groups(threads, 64))
+    }
+
     // MARK: optimizer
 
     /// Elementwise ops over the flat parameter buffers go piece by piece (each piece fits one binding).

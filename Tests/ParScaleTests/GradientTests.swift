@@ -68,3 +68,50 @@ final class GradientTests: XCTestCase {
     func testGradientsP4Tied() throws { try check(P: 4, tied: true) }
     func testGradientsP4Untied() throws { try check(P: 4, tied: false) }
 }
+
+/// The prefix reparameterisation's layer op (Ops/PrefixMLP.swift) against central differences.
+final class PrefixMLPGradientTests: XCTestCase {
+    /// d(sum c * out)/d(x, W, bias) for a tanh layer and an identity layer with a residual; the
+    /// gradients start non-zero (the op adds to them).
+    func testPrefixMLPGradientsMatchFiniteDifferences() {
+        let cpu = CPUBackend()
+        var rng = SeededGenerator(seed: 17)
+        for shape in [
+            PrefixMLPShape(rows: 3, inDim: 5, outDim: 7, tanh: true), PrefixMLPShape(rows: 4, inDim: 6, outDim: 9, tanh: false),
+        ] {
+            func random(_ n: Int, _ scale: Double = 0.7) -> Tensor {
+                let t = cpu.allocate(n)
+                for i in 0..<n { t.host[i] = Float(rng.nextNormal() * scale) }
+                return t
+            }
+            let x = random(shape.rows * shape.inDim), w = random(shape.outDim * shape.inDim), b = random(shape.outDim)
+            let residual = shape.tanh ? nil : random(shape.rows * shape.outDim)
+            let c = random(shape.rows * shape.outDim), out = cpu.allocate(shape.rows * shape.outDim)
+            func loss() -> Double {
+                cpu.prefixMLP(x, weight: w, bias: b, residual: residual, out: out, shape: shape)
+                return (0..<out.count).reduce(0.0) { $0 + Double(out.host[$1]) * Double(c.host[$1]) }
+            }
+            _ = loss()
+            let start: [Float] = [0.25, -0.5, 1]  // what each gradient holds before the op
+            let dx = cpu.allocate(x.count), dw = cpu.allocate(w.count), db = cpu.allocate(b.count)
+            for (i, g) in [dx, dw, db].enumerated() { cpu.fill(g, value: start[i]) }
+            cpu.prefixMLPBackward(dOut: c, input: x, weight: w, output: out, dInput: dx, dWeight: dw, dBias: db, shape: shape)
+            var worst = 0.0, checked = 0
+            for (i, (tensor, grad)) in [(x, dx), (w, dw), (b, db)].enumerated() {
+                for k in 0..<tensor.count {
+                    let saved = tensor.host[k], h: Float = 1e-2
+                    tensor.host[k] = saved + h
+                    let up = loss()
+                    tensor.host[k] = saved - h
+                    let down = loss()
+                    tensor.host[k] = saved
+                    let numeric = (up - down) / Double(2 * h), analytic = Double(grad.host[k] - start[i])
+                    worst = max(worst, abs(numeric - analytic) / max(1, abs(numeric)))
+                    checked += 1
+                }
+            }
+            XCTAssertLessThan(worst, 1e-3, "tanh \(shape.tanh): worst relative gradient error")
+            XCTAssertEqual(checked, x.count + w.count + b.count)
+        }
+    }
+}

@@ -182,3 +182,30 @@ final class VulkanTrainingOpsTests: VulkanAgreementTestCase {
         }
     }
 }
+
+/// The prefix reparameterisation's layer op, forward and backward, Vulkan against the CPU.
+final class VulkanPrefixMLPTests: VulkanAgreementTestCase {
+    func testPrefixMLPForwardAndBackward() {
+        for shape in [
+            PrefixMLPShape(rows: 4, inDim: 64, outDim: 64, tanh: true), PrefixMLPShape(rows: 4, inDim: 64, outDim: 129, tanh: false),
+            PrefixMLPShape(rows: 3, inDim: 5, outDim: 300, tanh: true), PrefixMLPShape(rows: 2, inDim: 7, outDim: 3, tanh: false),
+        ] {
+            let what = "prefix_mlp \(shape.rows)x\(shape.inDim)->\(shape.outDim) tanh \(shape.tanh)"
+            let (x, xv) = pair(shape.rows * shape.inDim), (w, wv) = pair(shape.outDim * shape.inDim), (b, bv) = pair(shape.outDim)
+            let residual = shape.tanh ? nil : pair(shape.rows * shape.outDim)
+            let (out, outv) = pair(shape.rows * shape.outDim)
+            cpu.prefixMLP(x, weight: w, bias: b, residual: residual?.0, out: out, shape: shape)
+            vulkan.prefixMLP(xv, weight: wv, bias: bv, residual: residual?.1, out: outv, shape: shape)
+            check(out, outv, "\(what): out")
+            // Gradients that already hold values (the op adds to them).
+            let (dOut, dOutv) = pair(shape.rows * shape.outDim), (dx, dxv) = pair(x.count), (dw, dwv) = pair(w.count)
+            let (db, dbv) = pair(b.count)
+            cpu.prefixMLPBackward(dOut: dOut, input: x, weight: w, output: out, dInput: dx, dWeight: dw, dBias: db, shape: shape)
+            vulkan.prefixMLPBackward(
+                dOut: dOutv, input: xv, weight: wv, output: outv, dInput: dxv, dWeight: dwv, dBias: dbv, shape: shape)
+            check(dx, dxv, "\(what): dInput")
+            check(dw, dwv, "\(what): dWeight")
+            check(db, dbv, "\(what): dBias")
+        }
+    }
+}
