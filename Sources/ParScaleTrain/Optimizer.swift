@@ -91,27 +91,33 @@ public final class AdamW {
         v = model.backend.allocate(model.parameters.count)
     }
 
-    /// Global gradient norm (with `extraSquaredNorm`: gradients of tensors outside the model, such
+    /// Global gradient norm (with `extraGradients`: gradients of tensors outside the model, such
     /// as a `PrefixReparam`'s), then one AdamW step at `learningRate` with clipping to `clipNorm`.
     /// Returns the norm before clipping; a non-finite norm leaves everything untouched.
     /// One wait: `record` then `finish` with the norm read back.
     @discardableResult
-    public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double, extraSquaredNorm: Double = 0) -> Double {
+    public func update(model: ParScaleModel, gradients: Tensor, learningRate: Double, extraGradients: [Tensor] = []) -> Double {
+        record(model: model, gradients: gradients, learningRate: learningRate, squaredNorm: ownScalar, extraGradients: extraGradients)
+        return finish(squaredNorm: backend.readScalars(ownScalars!)[0])
+    }
+
+    /// `update`'s squared norm, made once.
+    private var ownScalar: StepScalar {
         let scalars = ownScalars ?? StepScalars(backend: backend, count: 1)
         ownScalars = scalars
-        record(model: model, gradients: gradients, learningRate: learningRate, squaredNorm: scalars[0], extraSquaredNorm: extraSquaredNorm)
-        return finish(squaredNorm: backend.readScalars(scalars)[0])
+        return scalars[0]
     }
     private var ownScalars: StepScalars?
 
     /// Records one step without waiting: the squared global gradient norm into `squaredNorm`
-    /// (set to `extraSquaredNorm`, then each trainable group's sum of squares added on the device),
+    /// (the sums of squares of `extraGradients`, then of each trainable group, added on the device),
     /// then AdamW on every trainable group, clipping by that norm where the backend computes.
     /// Read the scalar after the step's work is recorded and pass it to `finish`.
     public func record(
-        model: ParScaleModel, gradients: Tensor, learningRate: Double, squaredNorm: StepScalar, extraSquaredNorm: Double = 0
+        model: ParScaleModel, gradients: Tensor, learningRate: Double, squaredNorm: StepScalar, extraGradients: [Tensor] = []
     ) {
-        backend.setScalar(squaredNorm, to: extraSquaredNorm)
+        backend.setScalar(squaredNorm, to: 0)
+        for extra in extraGradients { backend.sumOfSquares(extra, addingTo: squaredNorm) }
         let trainable = groups.filter(\.trainable)
         for g in trainable { backend.sumOfSquares(gradients.slice(g.tensors), addingTo: squaredNorm) }
         step += 1

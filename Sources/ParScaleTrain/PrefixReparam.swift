@@ -114,9 +114,9 @@ public final class PrefixReparam {
     }
 
     /// The MLP's gradients from the model's prefix gradients (in `modelGradients`, the model's
-    /// layout, on the same backend), overwriting earlier ones. Returns their sum of squares, for the
-    /// global norm.
-    public func backward(modelGradients: Tensor, backend: Backend) -> Double {
+    /// layout, on the same backend), overwriting earlier ones (`gradientTensor`: they count in the
+    /// global norm).
+    public func backward(modelGradients: Tensor, backend: Backend) {
         precondition(backend === self.backend, "the reparameterisation lives on its model's backend")
         let first = firstLayer(parameters)
         backend.prefixMLP(first.e, weight: first.w, bias: first.b, residual: nil, out: hidden, shape: hiddenShape)
@@ -133,20 +133,21 @@ public final class PrefixReparam {
         backend.prefixMLPBackward(
             dOut: dHidden, input: first.e, weight: first.w, output: hidden, dInput: dFirst.e, dWeight: dFirst.w,
             dBias: dFirst.b, shape: hiddenShape)
-        return backend.sumOfSquares(gradients)
     }
 
     /// The MLP's gradients, on the model's backend (flat, the parameters' layout).
     public var gradientTensor: Tensor { gradients }
 
-    /// One AdamW step (no weight decay: like the prefixes, these are the streams' identity) with the
-    /// same clipping factor as the model's update, on the model's backend.
-    public func update(learningRate: Double, gradScale: Double, step: Int, options: OptimizerOptions) {
+    /// One AdamW step (no weight decay: like the prefixes, these are the streams' identity) clipped
+    /// by the global norm the model's update recorded in `squaredNorm`, on the model's backend,
+    /// without waiting.
+    public func update(learningRate: Double, step: Int, options: OptimizerOptions, squaredNorm: StepScalar) {
         backend.adamw(
             params: parameters, grads: gradients, m: m, v: v,
             settings: AdamWSettings(
                 learningRate: Float(learningRate), beta1: Float(options.beta1), beta2: Float(options.beta2),
-                epsilon: Float(options.epsilon), weightDecay: 0, step: step, gradScale: Float(gradScale)))
+                epsilon: Float(options.epsilon), weightDecay: 0, step: step),
+            clipNorm: options.clipNorm, squaredNorm: squaredNorm)
     }
 
     /// [P, O] (stream r's prefixes over all blocks in a row) from [2L, P, n] (block-major).

@@ -205,18 +205,20 @@ public final class Trainer {
                 gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone, loss: stepScalars[0],
                 microBatches: o.accumulate)
         }
-        let reparamSquares = reparam?.backward(modelGradients: gradients, backend: backend) ?? 0
+        // The reparameterisation's gradients, norm, update and fold into the prefixes are recorded
+        // with the rest: the step is one submission, and its one wait reads the loss and the norm.
+        reparam?.backward(modelGradients: gradients, backend: backend)
         optimizer.record(
-            model: model, gradients: gradients, learningRate: lr, squaredNorm: stepScalars[1], extraSquaredNorm: reparamSquares)
-        let values = backend.readScalars(stepScalars)
-        let loss = values[0], norm = optimizer.finish(squaredNorm: values[1])
-        if let reparam, loss.isFinite, norm.isFinite {
+            model: model, gradients: gradients, learningRate: lr, squaredNorm: stepScalars[1],
+            extraGradients: reparam.map { [$0.gradientTensor] } ?? [])
+        if let reparam {
             reparam.update(
-                learningRate: lr * o.optimizer.parscaleLRScale, gradScale: o.optimizer.clipScale(norm: norm),
-                step: optimizer.step, options: o.optimizer)
+                learningRate: lr * o.optimizer.parscaleLRScale, step: optimizer.step, options: o.optimizer,
+                squaredNorm: stepScalars[1])
             reparam.fold(into: model)
         }
-        return (loss, norm)
+        let values = backend.readScalars(stepScalars)
+        return (values[0], optimizer.finish(squaredNorm: values[1]))
     }
 
     public func evaluate() throws -> Evaluation {

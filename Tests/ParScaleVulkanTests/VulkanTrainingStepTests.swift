@@ -19,6 +19,7 @@ final class VulkanTrainingStepTests: ValidatedVulkanTestCase {
         let cases: [(P: Int, accumulate: Int, recipe: Recipe, memory: VulkanMemoryMode)] = [
             (1, 1, .standard, .mapped), (1, 3, .standard, .mapped), (4, 1, plain, .mapped),
             (1, 2, .standard, .staging), (4, 1, plain, .staging),  // a discrete GPU's memory: the read rides along
+            (4, 1, .standard, .mapped), (4, 2, .standard, .staging),  // the default recipe's reparameterisation
         ]
         for c in cases {
             let vulkan = try VulkanBackend(device: lavapipeDevice(), memory: c.memory)
@@ -28,7 +29,7 @@ final class VulkanTrainingStepTests: ValidatedVulkanTestCase {
             let model = ParScaleModel.initialized(tinyConfig(P: c.P), backend: vulkan, options: c.recipe.initOptions(seed: 1))
             let run = temporaryFolder("step\(c.P)x\(c.accumulate)\(c.memory)")
             let trainer = try Trainer.start(runDirectory: run.path, model: model, options: o, recipe: c.recipe.metadata)
-            XCTAssertNil(trainer.reparam, "P=\(c.P)")
+            XCTAssertEqual(trainer.reparam != nil, c.P > 1 && c.recipe.prefixReparam > 0, "P=\(c.P)")
             _ = try trainer.step(learningRate: 1e-2)  // the first allocates the workspace
             for _ in 0..<2 {
                 let before = vulkan.counters
