@@ -79,7 +79,7 @@ public protocol Backend: AnyObject {
     /// feat[i, d*P + r] = y[r*rowsPerStream + i, d]  (einops "(n b) s h -> b s (h n)")
     func interleaveStreams(_ y: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int)
     /// w = softmax(logits)*(1-s) + s/P per row (written into `weights`), out[i] = sum_r w[i,r] y_r[i]
-    func mixStreams(
+    func aggregation(
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float)
 
@@ -105,7 +105,7 @@ public protocol Backend: AnyObject {
     func siluBackward(dOut: Tensor, input: Tensor, dInput: Tensor)
     func interleaveStreamsBackward(dFeat: Tensor, dY: Tensor, streams: Int, rowsPerStream: Int, dim: Int)
     /// dY overwritten with w_r * dOut; dLogits through the smoothed softmax.
-    func mixStreamsBackward(
+    func aggregationBackward(
         dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int,
         rowsPerStream: Int, dim: Int, smoothing: Float)
     /// out = sum of the `streams` stacked copies in x (the gradient of repeatRows).

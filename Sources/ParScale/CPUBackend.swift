@@ -128,11 +128,11 @@ public final class CPUBackend: Backend {
         AggregationOps.interleave(y: y.host, out: out.host, streams: streams, rowsPerStream: rowsPerStream, dim: dim)
     }
 
-    public func mixStreams(
+    public func aggregation(
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int,
         dim: Int, smoothing: Float
     ) {
-        AggregationOps.mix(
+        AggregationOps.aggregation(
             y: y.host, logits: logits.host, weights: weights.host, out: out.host, streams: streams,
             rowsPerStream: rowsPerStream, dim: dim, smoothing: smoothing)
     }
@@ -193,11 +193,11 @@ public final class CPUBackend: Backend {
         AggregationOps.interleaveBackward(dFeat: dFeat.host, dY: dY.host, streams: streams, rowsPerStream: rowsPerStream, dim: dim)
     }
 
-    public func mixStreamsBackward(
+    public func aggregationBackward(
         dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int,
         rowsPerStream: Int, dim: Int, smoothing: Float
     ) {
-        AggregationOps.mixBackward(
+        AggregationOps.aggregationBackward(
             dOut: dOut.host, y: y.host, weights: weights.host, dY: dY.host, dLogits: dLogits.host, streams: streams,
             rowsPerStream: rowsPerStream, dim: dim, smoothing: smoothing)
     }

@@ -205,7 +205,7 @@ public final class ParScaleModel {
             acts.aggAct, weight: parameter(aggregator.layer2Weight), bias: parameter(aggregator.layer2Bias),
             out: acts.aggLogits, rows: n, inDim: H, outDim: P, accumulate: false)
         observer?("agg_logits", acts.aggLogits)
-        backend.mixStreams(
+        backend.aggregation(
             normed, logits: acts.aggLogits, weights: acts.aggWeights, out: acts.y, streams: P,
             rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
         observer?("hidden_states.\(L)", acts.y)

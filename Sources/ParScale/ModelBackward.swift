@@ -111,7 +111,7 @@ extension ParScaleModel {
         var dNormed = w.dY
         if let aggregator = layout.aggregator {
             dNormed = w.dNormed
-            backend.mixStreamsBackward(
+            backend.aggregationBackward(
                 dOut: w.dY, y: acts.finalNormed, weights: acts.aggWeights, dY: dNormed, dLogits: w.dAggLogits,
                 streams: P, rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
             backend.linearBackward(

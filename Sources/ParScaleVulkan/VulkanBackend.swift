@@ -347,7 +347,7 @@ public final class VulkanBackend: Backend {
         run(.interleave, [y, out], push, groups: Self.groups(streams * rowsPerStream * dim))
     }
 
-    public func mixStreams(
+    public func aggregation(
         _ y: Tensor, logits: Tensor, weights: Tensor, out: Tensor, streams: Int, rowsPerStream: Int, dim: Int, smoothing: Float
     ) {
         let push = AggregationPush(

@@ -93,7 +93,7 @@ extension VulkanBackend {
         run(.interleaveBackward, [dFeat, dY], push, groups: Self.groups(streams * rowsPerStream * dim))
     }
 
-    public func mixStreamsBackward(
+    public func aggregationBackward(
         dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int, rowsPerStream: Int, dim: Int,
         smoothing: Float
     ) {

@@ -96,8 +96,8 @@ final class VulkanAgreementTests: VulkanAgreementTestCase {
         vulkan.interleaveStreams(rv, out: featv, streams: P, rowsPerStream: n, dim: H)
         check(feat, featv, "interleave")
         let (logits, logitsv) = pair(n * P, scale: 3), (w, wv) = pair(n * P), (out, outv) = pair(n * H)
-        cpu.mixStreams(r, logits: logits, weights: w, out: out, streams: P, rowsPerStream: n, dim: H, smoothing: 0.1)
-        vulkan.mixStreams(rv, logits: logitsv, weights: wv, out: outv, streams: P, rowsPerStream: n, dim: H, smoothing: 0.1)
+        cpu.aggregation(r, logits: logits, weights: w, out: out, streams: P, rowsPerStream: n, dim: H, smoothing: 0.1)
+        vulkan.aggregation(rv, logits: logitsv, weights: wv, out: outv, streams: P, rowsPerStream: n, dim: H, smoothing: 0.1)
         check(w, wv, "mix weights")
         check(out, outv, "mix")
     }

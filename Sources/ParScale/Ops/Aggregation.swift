@@ -20,7 +20,7 @@ enum AggregationOps {
         }
     }
 
-    static func mix(
+    static func aggregation(
         y: UnsafePointer<Float>, logits: UnsafePointer<Float>, weights: UnsafeMutablePointer<Float>,
         out: UnsafeMutablePointer<Float>, streams P: Int, rowsPerStream n: Int, dim: Int, smoothing: Float
     ) {
@@ -63,7 +63,7 @@ extension AggregationOps {
     }
 
     /// Gradients of `mix`: dY_r = w_r * dOut (overwritten), dLogits through the smoothed softmax.
-    static func mixBackward(
+    static func aggregationBackward(
         dOut: UnsafePointer<Float>, y: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         dY: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>, streams P: Int,
         rowsPerStream n: Int, dim: Int, smoothing: Float
