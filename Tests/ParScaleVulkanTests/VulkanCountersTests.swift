@@ -6,12 +6,7 @@ import XCTest
 @testable import ParScaleVulkan
 
 /// The counters that tests and benchmarks read (VulkanCounters): each counts what it says.
-final class VulkanCountersTests: XCTestCase {
-    override func tearDown() {
-        let messages = VulkanValidation.drain()
-        XCTAssertTrue(messages.isEmpty, "Vulkan validation: \(messages.prefix(5).joined(separator: " | "))")
-    }
-
+final class VulkanCountersTests: ValidatedVulkanTestCase {
     func testCountersCountSubmissionsWaitsTrafficAndAllocations() throws {
         for memory in [VulkanMemoryMode.mapped, .staging] {
             let vulkan = try VulkanBackend(device: lavapipeDevice(), memory: memory)

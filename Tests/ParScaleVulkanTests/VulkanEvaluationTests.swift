@@ -9,12 +9,7 @@ import XCTest
 /// Evaluation on the Vulkan backend (lavapipe): the losses are summed per window on the device,
 /// so an evaluation downloads a few bytes per window, not the windows' logits; the results agree
 /// with the CPU backend's.
-final class VulkanEvaluationTests: XCTestCase {
-    override func tearDown() {
-        let messages = VulkanValidation.drain()
-        XCTAssertTrue(messages.isEmpty, "Vulkan validation: \(messages.prefix(5).joined(separator: " | "))")
-    }
-
+final class VulkanEvaluationTests: ValidatedVulkanTestCase {
     func testEvaluationDownloadsBytesPerWindowAndMatchesTheCPUBackend() throws {
         let vulkan = try VulkanBackend(device: lavapipeDevice())
         let (windows, sequence) = (12, 32)
