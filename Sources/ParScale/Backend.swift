@@ -49,6 +49,10 @@ public protocol Backend: AnyObject {
     func synchronize()
     /// The largest tensor one op can take, in bytes (a GPU's binding range), or nil for no limit.
     var maxTensorBytes: Int? { get }
+    /// Checks, before work starts, that `count` more floats for `what` (a model's parameters, a
+    /// trainer's state) fit in the backend's memory; throws a ModelError naming `what` and the size
+    /// where they do not (`allocate` cannot fail). The CPU backend does not check.
+    func reserve(_ count: Int, for what: String) throws
 
     // MARK: forward
 
@@ -153,6 +157,7 @@ public protocol Backend: AnyObject {
 
 extension Backend {
     public var maxTensorBytes: Int? { nil }
+    public func reserve(_ count: Int, for what: String) throws {}
 }
 
 /// One accumulator of a training step (its loss, its squared gradient norm) kept where the backend

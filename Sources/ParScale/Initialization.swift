@@ -62,4 +62,10 @@ extension ParScaleModel {
         host.withUnsafeBufferPointer { backend.upload($0, to: parameters) }
         return ParScaleModel(config: config, backend: backend, parameters: parameters)
     }
+    /// `initialized`, after checking that the parameters fit in the backend's memory
+    /// (`Backend.reserve`): a clear error instead of a failed allocation.
+    public static func checkedInitialized(_ config: ModelConfig, backend: Backend, options: InitOptions) throws -> ParScaleModel {
+        try backend.reserve(ParameterLayout(config).totalCount, for: "the parameters of a new model")
+        return initialized(config, backend: backend, options: options)
+    }
 }

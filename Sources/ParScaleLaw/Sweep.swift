@@ -149,7 +149,7 @@ public enum Sweep {
         }
         let runDir = runDirectory(dir, run)
         let trainer = try Trainer.startOrResume(runDirectory: runDir, backend: { _ in backend }, log: log) {
-            let model = ParScaleModel.initialized(plan.config(run), backend: backend, options: plan.recipe.initOptions(seed: run.seed))
+            let model = try ParScaleModel.checkedInitialized(plan.config(run), backend: backend, options: plan.recipe.initOptions(seed: run.seed))
             let trainer = try Trainer.start(
                 runDirectory: runDir, model: model, options: plan.trainingOptions(run), recipe: plan.recipe.metadata)
             log("\(run.name): N = \(model.layout.counts.nonEmbedding), P = \(run.streams), \(trainer.state.options.steps) steps")

@@ -45,6 +45,8 @@ public final class Trainer {
         self.state = state
         self.companionSource = companionSource
         validation = o
+        // Gradients and AdamW's two moments: three copies of the parameters (plus the reparam's).
+        try model.backend.reserve(3 * model.parameters.count, for: "the trainer's gradients and optimizer moments")
         // A tokenized corpus was made into the run's token cache before the run started.
         corpus = try o.data.corpus(encoding: encoding, cacheDirectory: Self.tokenCacheDirectory(runDirectory))
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)

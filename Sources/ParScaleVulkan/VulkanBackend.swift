@@ -40,6 +40,9 @@ public final class VulkanBackend: Backend {
     /// lavapipe its shared-memory reduction made decode 10x slower than the tiles (measured).
     static let fewRows = 8
     public var useFewRowsKernel: Bool
+    /// The memory `reserve` lets tensors take: the device's device-local heaps, or less where the
+    /// caller says so (tests stand for a small GPU with it).
+    public let memoryLimitBytes: Int
 
     public var name: String { "vulkan (\(device.info.name))" }
     /// Driver calls and bus traffic since the device was opened (differences measure a step).
@@ -63,12 +66,15 @@ public final class VulkanBackend: Backend {
     /// `memory`: nil takes $PARSCALE_VULKAN_MEMORY (mapped or staging) or else staging exactly when
     /// the device has memory the host cannot map. `maxBindingBytes` and `bindingAlignment` lower
     /// the device's maxStorageBufferRange and raise its minStorageBufferOffsetAlignment (tests use
-    /// them to exercise binding windows on small models).
+    /// them to exercise binding windows on small models). `memoryLimitBytes` lowers the memory
+    /// `reserve` allows below the device's device-local heaps.
     public init(
         device: VulkanDevice, sharedMemoryTiles: Bool? = nil, memory: VulkanMemoryMode? = nil, maxBindingBytes: Int? = nil,
-        bindingAlignment: Int? = nil
+        bindingAlignment: Int? = nil, memoryLimitBytes: Int? = nil
     ) throws {
         self.device = device
+        let heap = device.info.deviceLocalBytes > 0 ? device.info.deviceLocalBytes : Int.max
+        self.memoryLimitBytes = min(memoryLimitBytes ?? heap, heap)
         let fromEnvironment = ProcessInfo.processInfo.environment["PARSCALE_VULKAN_MEMORY"]
         if let fromEnvironment, memory == nil, VulkanMemoryMode(rawValue: fromEnvironment) == nil {
             throw VulkanUnavailable("PARSCALE_VULKAN_MEMORY must be mapped or staging, not '\(fromEnvironment)'")
@@ -159,13 +165,24 @@ public final class VulkanBackend: Backend {
 
     func u(_ v: Int) -> UInt32 { UInt32(v) }
 
+    /// Throws a ModelError naming `what` where `count` more floats do not fit in `memoryLimitBytes`
+    /// beside what tensors hold now: checked where models and trainers are made, so that running
+    /// out of device memory is this error, not a failed allocation deep in an op.
+    public func reserve(_ count: Int, for what: String) throws {
+        let bytes = count * 4, used = device.allocator.usedBytes
+        guard bytes > memoryLimitBytes - used else { return }
+        throw ModelError(
+            "\(what) (\(formatBytes(bytes))) do not fit in \(device.info.name)'s memory: \(formatBytes(max(0, memoryLimitBytes - used))) "
+                + "free of \(formatBytes(memoryLimitBytes)); use a smaller model or batch, or --backend cpu")
+    }
+
     /// A new buffer in the backend's memory, zero-filled.
     func makeBuffer(_ count: Int) -> VulkanBuffer {
         let buffer: VulkanBuffer
         do {
             buffer = try VulkanBuffer(device: device, count: count, mapped: memory == .mapped)
         } catch {
-            fatalError("\(error)")
+            fatalError("could not allocate a tensor of \(formatBytes(count * 4)) on \(device.info.name): \(error)")
         }
         if buffer.mapped == nil {
             pendingSequence().zero(buffer)

@@ -165,6 +165,13 @@ final class VulkanMemoryAllocator {
         blocks = []
     }
 
+    /// Bytes placed in blocks now (all types), what `VulkanBackend.reserve` counts as in use.
+    var usedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return blocks.reduce(0) { $0 + $1.size - $1.space.freeBytes }
+    }
+
     /// The number of blocks held now (of `type`, or of all types).
     func blockCount(type: UInt32? = nil) -> Int {
         lock.lock()

@@ -77,7 +77,7 @@ struct Pretrain: ParsableCommand {
             try write.apply(to: &options)
             let backend = try training.backend.make(for: try from.map { try Checkpoint.loadConfig($0) } ?? config)
             let model = try from.map { try Checkpoint.load($0, backend: backend) }
-                ?? ParScaleModel.initialized(config, backend: backend, options: recipe.initOptions(seed: training.seed))
+                ?? ParScaleModel.checkedInitialized(config, backend: backend, options: recipe.initOptions(seed: training.seed))
             let data = try training.prepareData(&options, modelDirectory: from, config: model.config, out: out)
             let trainer = try Trainer.start(
                 runDirectory: out, model: model, options: options,

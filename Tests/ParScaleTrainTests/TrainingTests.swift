@@ -213,7 +213,7 @@ final class TrainingTests: XCTestCase {
 final class CodeCorpusTests: XCTestCase {
     /// The built-in code corpus: the toolchain's .swiftinterface files, duplicates dropped, split by file.
     func testBuiltinCodeCorpusIsTheToolchainsInterfacesWithoutDuplicates() throws {
-        guard TextCorpus.builtinCodeRoot() != nil else { throw XCTSkip("no Swift toolchain folder found") }
+        guard TextCorpus.builtinCodeRoot() != nil else { try requireOrSkip("no Swift toolchain folder found") }
         let corpus = try TextCorpus(path: TextCorpus.builtinCode)
         XCTAssertTrue(corpus.files.allSatisfy { $0.hasSuffix(".swiftinterface") })
         XCTAssertGreaterThan(corpus.train.count, 1_000_000)

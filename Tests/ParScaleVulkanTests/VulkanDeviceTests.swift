@@ -3,6 +3,7 @@ import XCTest
 
 @testable import ParScale
 @testable import ParScaleVulkan
+import TestSupport
 
 final class VulkanDeviceTests: XCTestCase {
     func info(_ type: String, _ name: String) -> VulkanDeviceInfo {
@@ -20,12 +21,9 @@ final class VulkanDeviceTests: XCTestCase {
 
     /// On lavapipe (installed by Tools/setup.sh): the device is listed, as a CPU device.
     func testLavapipeIsListedAsACPUDevice() throws {
-        let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
-        guard case .available = VulkanLoader.probe(), FileManager.default.fileExists(atPath: icd) else {
-            throw XCTSkip("no Vulkan loader or lavapipe here")
-        }
-        setenv("VK_DRIVER_FILES", icd, 1)
-        defer { unsetenv("VK_DRIVER_FILES") }
+        guard case .available = VulkanLoader.probe() else { try requireOrSkip("no Vulkan loader (libvulkan.so.1) here") }
+        let restore = Lavapipe.useDriver(try Lavapipe.icd())
+        defer { restore() }
         let devices = try VulkanInstance().devices()
         let lavapipe = try XCTUnwrap(devices.first { $0.name.contains("llvmpipe") }, "\(devices)")
         XCTAssertEqual(lavapipe.type, "cpu")
@@ -35,9 +33,9 @@ final class VulkanDeviceTests: XCTestCase {
     }
 
     func testMissingDriverIsOneClearLine() throws {
-        guard case .available = VulkanLoader.probe() else { throw XCTSkip("no Vulkan loader here") }
-        setenv("VK_DRIVER_FILES", "/nonexistent/icd.json", 1)
-        defer { unsetenv("VK_DRIVER_FILES") }
+        guard case .available = VulkanLoader.probe() else { try requireOrSkip("no Vulkan loader (libvulkan.so.1) here") }
+        let restore = Lavapipe.useDriver("/nonexistent/icd.json")
+        defer { restore() }
         XCTAssertThrowsError(try VulkanInstance().devices()) { error in
             XCTAssertTrue("\(error)".contains("no Vulkan driver found"), "\(error)")
             XCTAssertFalse("\(error)".contains("\n"))

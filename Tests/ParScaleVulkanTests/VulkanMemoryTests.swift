@@ -217,3 +217,47 @@ final class VulkanMemoryTests: ValidatedVulkanTestCase {
         XCTAssertEqual(vulkan.sequence.commands, commands)
     }
 }
+
+/// Running out of device memory: lavapipe's heap is the machine's memory, so the backend is given a
+/// small limit (`memoryLimitBytes`) as a small GPU would have. A model or trainer that does not fit
+/// is a ModelError naming what was asked for, before any allocation; the CPU backend still works.
+final class VulkanOutOfMemoryTests: ValidatedVulkanTestCase {
+    func testAModelOrTrainerBeyondTheDeviceMemoryIsAClearErrorAndTheCPUStillRuns() throws {
+        let device = try lavapipeDevice()
+        let config = tinyConfig(P: 2)
+        let parameterBytes = ParameterLayout(config).totalCount * 4
+        XCTAssertGreaterThan(device.info.deviceLocalBytes, 0)
+
+        // Parameters larger than the memory: checkedInitialized and Checkpoint.load refuse them.
+        let small = try VulkanBackend(device: device, memoryLimitBytes: parameterBytes / 2)
+        XCTAssertEqual(small.memoryLimitBytes, parameterBytes / 2)
+        XCTAssertThrowsError(try ParScaleModel.checkedInitialized(config, backend: small, options: InitOptions(seed: 1))) { error in
+            XCTAssertTrue(error is ModelError, "\(error)")
+            XCTAssertTrue("\(error)".contains("the parameters of a new model (\(formatBytes(parameterBytes)))"), "\(error)")
+            XCTAssertTrue("\(error)".contains(device.info.name), "\(error)")
+        }
+        let dir = temporaryFolder()
+        let cpuModel = tinyModel(P: 2)
+        var host = [Float](repeating: 0, count: cpuModel.parameters.count)
+        host.withUnsafeMutableBufferPointer { cpuModel.backend.download(cpuModel.parameters, into: $0) }
+        try host.withUnsafeBufferPointer { try Checkpoint.save(config: config, parameters: $0, to: dir.path) }
+        XCTAssertThrowsError(try Checkpoint.load(dir.path, backend: small)) { error in
+            XCTAssertTrue("\(error)".contains("the parameters of "), "\(error)")
+            XCTAssertTrue("\(error)".contains(dir.lastPathComponent), "\(error)")
+            XCTAssertTrue("\(error)".contains("do not fit"), "\(error)")
+        }
+
+        // Room for the model but not for the trainer's gradients and two moments.
+        let medium = try VulkanBackend(device: device, memoryLimitBytes: 2 * parameterBytes + parameterBytes / 2)
+        let model = try Checkpoint.load(dir.path, backend: medium)
+        let options = shortRunOptions(steps: 1, batch: 1, sequence: 8, evalWindows: 1)
+        XCTAssertThrowsError(try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: options)) { error in
+            XCTAssertTrue("\(error)".contains("the trainer's gradients and optimizer moments (\(formatBytes(3 * parameterBytes)))"), "\(error)")
+        }
+
+        // The CPU backend in the same process: a forward pass as usual.
+        let logits = try cpuModel.forward(tokens: [[1, 2, 3]], cache: cpuModel.makeCache(batch: 1, capacity: 3))
+        XCTAssertFalse(logits.isEmpty)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+    }
+}

@@ -6,18 +6,20 @@ import XCTest
 import TestSupport
 
 /// Vulkan ops against the CPU backend, on lavapipe (installed by Tools/setup.sh).
-/// The lavapipe device (Vulkan on the CPU), or a skip where it is not installed.
+/// The lavapipe device (Vulkan on the CPU), or `requireOrSkip` where the loader or lavapipe is
+/// missing (a failure under PARSCALE_REQUIRE_ALL=1).
 func lavapipeDevice() throws -> VulkanDevice {
-        let icd = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
-        guard case .available = VulkanLoader.probe(), FileManager.default.fileExists(atPath: icd) else {
-            throw XCTSkip("no Vulkan loader or lavapipe here")
-        }
-        setenv("VK_DRIVER_FILES", icd, 1)
+        guard case .available = VulkanLoader.probe() else { try requireOrSkip("no Vulkan loader (libvulkan.so.1) here") }
+        let icd = try Lavapipe.icd()
+        let restore = Lavapipe.useDriver(icd)
         setenv("LP_NUM_THREADS", "0", 0)  // lavapipe: run on the submitting thread (fast small dispatches)
-        defer { unsetenv("VK_DRIVER_FILES") }
+        defer { restore() }
         // Every Vulkan test runs under the Khronos validation layer (where it is installed); each
         // test class checks in tearDown that it reported nothing.
         let validated = FileManager.default.fileExists(atPath: "/usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json")
+        if !validated && Requirements.requireAll {
+            try requireOrSkip("the Khronos validation layer is not installed (Tools/setup.sh installs vulkan-validationlayers)")
+        }
         let instance = try VulkanInstance(validation: validated)
         let index = try XCTUnwrap(try instance.devices().firstIndex { $0.name.contains("llvmpipe") })
         return try VulkanDevice(instance: instance, index: index)
@@ -96,7 +98,9 @@ final class VulkanOpsTests: ValidatedVulkanTestCase {
 
     /// The committed SPIR-V matches Shaders/ (where glslc is installed).
     func testShippedSPIRVIsUpToDate() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/glslc") else { throw XCTSkip("glslc not installed") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/glslc") else {
+            try requireOrSkip("glslc is not installed (Tools/setup.sh installs it)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [TestPaths.packageRoot.appendingPathComponent("Tools/build-shaders.sh").path, "--check"]
@@ -123,13 +127,13 @@ final class VulkanReferenceTests: ValidatedVulkanTestCase {
             device: lavapipeDevice(), sharedMemoryTiles: true, memory: .staging, maxBindingBytes: 192 << 10, bindingAlignment: 256)
         backend.useFewRowsKernel = true
         try checkReferenceModels(backend)
-        for dir in TestPaths.referenceModels {
+        for dir in try TestPaths.requiredReferenceModels() {
             XCTAssertGreaterThan(ParameterLayout(try Checkpoint.loadConfig(dir.path)).totalCount * 4, backend.maxBindingBytes)
         }
     }
 
     func checkReferenceModels(_ backend: VulkanBackend) throws {
-        for dir in TestPaths.referenceModels {
+        for dir in try TestPaths.requiredReferenceModels() {
             let model = try Checkpoint.load(dir.path, backend: backend)
             let data = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("reference.safetensors").path)
             func ids(_ key: String) throws -> [[Int32]] {

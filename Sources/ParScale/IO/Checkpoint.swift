@@ -81,6 +81,7 @@ public enum Checkpoint {
         let dir = resolve(dir)
         let config = try loadConfig(dir)
         let layout = ParameterLayout(config)
+        try backend.reserve(layout.totalCount, for: "the parameters of \(dir)")
         var host = [Float](repeating: 0, count: layout.totalCount)
         try host.withUnsafeMutableBufferPointer {
             try readParameters(CheckpointWeights(directory: dir), layout: layout, into: $0)
