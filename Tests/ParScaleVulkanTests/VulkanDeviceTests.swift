@@ -32,6 +32,17 @@ final class VulkanDeviceTests: XCTestCase {
         XCTAssertNil(VulkanDeviceInfo.autoChoice(devices))
     }
 
+    /// The tests find lavapipe's manifest on any architecture, not only x86_64.
+    func testLavapipeManifestIsFoundOnAnyArchitecture() throws {
+        let dir = temporaryFolder()
+        XCTAssertNil(Lavapipe.manifest(in: dir.path))
+        for name in ["radeon_icd.aarch64.json", "lvp_icd.aarch64.json"] {
+            try Data("{}".utf8).write(to: dir.appendingPathComponent(name))
+        }
+        XCTAssertEqual(Lavapipe.manifest(in: dir.path), dir.path + "/lvp_icd.aarch64.json")
+        XCTAssertNil(Lavapipe.manifest(in: "/nonexistent"))
+    }
+
     func testMissingDriverIsOneClearLine() throws {
         guard case .available = VulkanLoader.probe() else { try requireOrSkip("no Vulkan loader (libvulkan.so.1) here") }
         let restore = Lavapipe.useDriver("/nonexistent/icd.json")

@@ -38,13 +38,18 @@ public enum Lavapipe {
             }
             return chosen
         }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: icdDirectory)) ?? []
-        guard let name = names.filter({ $0.hasPrefix("lvp_icd.") && $0.hasSuffix(".json") }).sorted().first else {
+        guard let found = manifest(in: icdDirectory) else {
             try requireOrSkip(
                 "lavapipe is not installed (no \(icdDirectory)/lvp_icd.*.json; Tools/setup.sh installs mesa-vulkan-drivers)",
                 file: file, line: line)
         }
-        return icdDirectory + "/" + name
+        return found
+    }
+
+    /// lavapipe's manifest in `directory` (lvp_icd.<arch>.json: x86_64, aarch64, ...), or nil.
+    public static func manifest(in directory: String) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("lvp_icd.") && $0.hasSuffix(".json") }.sorted().first.map { directory + "/" + $0 }
     }
 
     /// Sets VK_DRIVER_FILES to `path` for this process (and the commands it starts); the returned
