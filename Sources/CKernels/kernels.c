@@ -130,12 +130,17 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
 
 int ps_kernels_use_avx2(void) {
 #ifdef PS_X86
+    /* Called from every worker of a parallel loop: the cache is read and written atomically
+       (relaxed: every thread computes the same value), a plain int is a data race (ThreadSanitizer,
+       issue #16). Relaxed loads and stores are plain moves on x86. */
     static int cached = -1;
-    if (cached < 0) {
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
     }
-    return cached;
+    return c;
 #else
     return 0;
 #endif
