@@ -31,10 +31,10 @@ work=$(mktemp -d /tmp/parscale-fuzz.XXXXXX)
 failed=()
 summary=()
 for t in "${targets[@]}"; do
-    mkdir -p "$work/$t" "Tools/fuzz/findings/$t"
+    mkdir -p "$work/$t" "Tools/fuzz/findings/$t" "Tools/fuzz/corpus/$t"
     if [ "$t" = FuzzAdapter ]; then
         # A valid adapter depends on the backbone's initialisation, so it is made fresh, not committed.
-        PARSCALE_FUZZ_MAKE_SEED="$work/$t/made-seed.safetensors" "$bin/$t" -runs=0 /dev/null > /dev/null 2>&1
+        PARSCALE_FUZZ_MAKE_SEED="$work/$t/made-seed.safetensors" "$bin/$t" -runs=1 > /dev/null 2>&1
     fi
     echo "== $t: ${seconds} s"
     start=$(date +%s)
