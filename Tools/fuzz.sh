@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$work/$t" "Tools/fuzz/findings/$t" "Tools/fuzz/corpus/$t"
     if [ "$t" = FuzzAdapter ]; then
         # A valid adapter depends on the backbone's initialisation, so it is made fresh, not committed.
-        PARSCALE_FUZZ_MAKE_SEED="$work/$t/made-seed.safetensors" "$bin/$t" -runs=1 > /dev/null 2>&1
+        PARSCALE_FUZZ_MAKE_SEED="$work/$t/made-seed.safetensors" "$bin/$t" -runs=1 -artifact_prefix="$work/" > /dev/null 2>&1
     fi
     echo "== $t: ${seconds} s"
     start=$(date +%s)
