@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "ParScale", targets: ["ParScale"]),
+        // For Tools/fuzz (trainer_state.json).
+        .library(name: "ParScaleTrain", targets: ["ParScaleTrain"]),
         .executable(name: "parscale", targets: ["parscale"]),
     ],
     dependencies: [
