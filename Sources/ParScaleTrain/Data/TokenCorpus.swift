@@ -221,12 +221,16 @@ struct SplitPlan {
 
 /// Appends token ids to the cache files (or memory when there is no cache folder).
 struct TokenSink {
+    let cacheDirectory: String?
+    let key: String
     let paths: (train: String, validation: String, meta: String)?
     var handles: (train: FileHandle, validation: FileHandle)?
     var memory: (train: [Int32], validation: [Int32]) = ([], [])
     var counts = (train: 0, validation: 0, validationBytes: 0)
 
     init(cacheDirectory: String?, key: String) {
+        self.cacheDirectory = cacheDirectory
+        self.key = key
         paths = cacheDirectory.map { TokenCorpus.cachePaths($0, key: key) }
     }
 
@@ -273,8 +277,7 @@ struct TokenSink {
             "validation_bytes": counts.validationBytes,
         ]
         try atomicWrite(try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), to: paths.meta)
-        let key = ((paths.meta as NSString).lastPathComponent as NSString).deletingPathExtension.dropFirst("tokens-".count)
-        return try TokenCorpus.mapCache((paths.meta as NSString).deletingLastPathComponent, key: String(key), path: path, encoding: encoding)
+        return try TokenCorpus.mapCache(cacheDirectory!, key: key, path: path, encoding: encoding)
     }
 }
 
