@@ -150,7 +150,7 @@ public struct FrontierPlan: Codable, Equatable, Sendable {
     public var dtypes: [String]
     public var seed: UInt64
     public var maxNewTokens: Int
-    /// Prompts timed at each n (the first ones), and the latency repeats.
+    /// Prompts timed at each n (the first ones; the median over them is kept).
     public var latencyPrompts: Int
     public var dataSeed: UInt64 = 0
     public init(prompts: Int, samples: [Int], temperature: Double, dtypes: [String], seed: UInt64, maxNewTokens: Int, latencyPrompts: Int) {
@@ -245,42 +245,45 @@ public enum Frontier {
         for index in cell.questions.count..<examples.count {
             let prompt = ByteTokenizer.encode(examples[index].prompt)
             let greedy = try answers(model, prompt: prompt, count: 1, temperature: 0, seed: 0, maxNewTokens: plan.maxNewTokens)[0]
-            let samples = plan.temperature > 0 || plan.maxSamples > 1
-                ? try answers(model, prompt: prompt, count: plan.maxSamples, temperature: plan.temperature,
-                              seed: sampleSeed(plan, question: index), maxNewTokens: plan.maxNewTokens)
-                : [greedy]
+            let samples = try answers(
+                model, prompt: prompt, count: plan.maxSamples, temperature: plan.temperature,
+                seed: sampleSeed(plan, question: index), maxNewTokens: plan.maxNewTokens)
             cell.questions.append(FrontierQuestion(promptTokens: prompt.count, greedy: greedy, samples: samples))
             if (index + 1) % 10 == 0 || index + 1 == examples.count {
                 try atomicWrite(encoded(cell), to: path)
+            }
+            if (index + 1) % 50 == 0 || index + 1 == examples.count {
                 let correct = cell.questions.enumerated().filter { $1.greedy.answer == examples[$0].answer }.count
                 log(String(format: "%@ %@: %d/%d prompts, greedy %d correct, %.0f s", name, dtype.rawValue, index + 1,
                            examples.count, correct, Date().timeIntervalSince(start)))
             }
         }
-        // Latency: greedy and each n on the first prompts, batched and one answer at a time.
+        // Latency: greedy and each n on the first prompts, batched and one answer at a time; the
+        // median over prompts, so a burst of other work on a shared machine moves it less.
         let timed = examples.prefix(max(1, plan.latencyPrompts)).map { ByteTokenizer.encode($0.prompt) }
-        func seconds(_ body: () throws -> Void) rethrows -> Double {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try body()
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(timed.count)
+        func medianSeconds(_ answer: (_ index: Int, _ prompt: [Int32]) throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for (i, p) in timed.enumerated() {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try answer(i, p)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            times.sort()
+            return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         }
         var latency = [FrontierLatency]()
-        let greedySeconds = try seconds {
-            for p in timed { _ = try answers(model, prompt: p, count: 1, temperature: 0, seed: 0, maxNewTokens: plan.maxNewTokens) }
+        let greedySeconds = try medianSeconds { _, p in
+            _ = try answers(model, prompt: p, count: 1, temperature: 0, seed: 0, maxNewTokens: plan.maxNewTokens)
         }
         latency.append(FrontierLatency(n: 0, sequentialSeconds: greedySeconds, batchedSeconds: greedySeconds))
         for n in plan.samples {
-            let batched = try seconds {
-                for (i, p) in timed.enumerated() {
-                    _ = try answers(model, prompt: p, count: n, temperature: plan.temperature, seed: sampleSeed(plan, question: i), maxNewTokens: plan.maxNewTokens)
-                }
+            let batched = try medianSeconds { i, p in
+                _ = try answers(model, prompt: p, count: n, temperature: plan.temperature, seed: sampleSeed(plan, question: i), maxNewTokens: plan.maxNewTokens)
             }
-            let sequential = try seconds {
-                for (i, p) in timed.enumerated() {
-                    for k in 0..<n {
-                        _ = try answers(model, prompt: p, count: 1, temperature: plan.temperature,
-                                        seed: sampleSeed(plan, question: i) &+ UInt64(k), maxNewTokens: plan.maxNewTokens)
-                    }
+            let sequential = try medianSeconds { i, p in
+                for k in 0..<n {
+                    _ = try answers(model, prompt: p, count: 1, temperature: plan.temperature,
+                                    seed: sampleSeed(plan, question: i) &+ UInt64(k), maxNewTokens: plan.maxNewTokens)
                 }
             }
             latency.append(FrontierLatency(n: n, sequentialSeconds: sequential, batchedSeconds: batched))

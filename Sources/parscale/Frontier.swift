@@ -17,7 +17,7 @@ struct FrontierCommand: ParsableCommand {
             prompts, FLOPs per question counted from the shape (prefill once, every decode step, all P streams \
             and n samples, prefix attention included), memory counted (weights at the dtype's size + float32 KV \
             cache) and measured (peak resident memory of a probe process, float32 weights), and seconds per \
-            question measured on the first --latency-prompts prompts, n answers one at a time and as one batch \
+            question measured on the first --latency-prompts prompts (median), n answers one at a time and as one batch \
             (P streams are always one batch). --dtype bf16/f16 rounds the weights and computes in float32.
             Output: DIR/frontier.html, frontier.md (+ SVGs), frontier.json, and DIR/frontier-cells/ (one file \
             per model and dtype, saved every 10 prompts: re-running continues). \
@@ -34,7 +34,7 @@ struct FrontierCommand: ParsableCommand {
     @Option(help: "Held-out prompts.") var prompts: Int?
     @Option(help: "Weight precisions, comma-separated: f32, bf16, f16.") var dtype: String = "f32,bf16"
     @Option(name: .customLong("max-new-tokens"), help: "Longest answer (tokens, the newline included).") var maxNewTokens: Int = 64
-    @Option(name: .customLong("latency-prompts"), help: "Prompts timed per model, dtype and n.") var latencyPrompts: Int = 8
+    @Option(name: .customLong("latency-prompts"), help: "Prompts timed per model, dtype and n (the median is kept).") var latencyPrompts: Int = 8
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @OptionGroup var backend: BackendFlag
     @Flag(help: "Print one JSON object: every point and the frontier.") var json = false
@@ -144,7 +144,7 @@ struct FrontierCommand: ParsableCommand {
 enum FrontierPreset {
     /// Chosen by trying (Tools/bench/RESULTS.md): greedy accuracy well away from 0% and 100%.
     static let tokens = 2_000_000
-    static let prompts = 200
+    static let prompts = 500
 
     static func plan() -> SweepPlan {
         var plan = SweepPlan(hiddenSizes: [64, 96, 128], streams: [1, 2, 4], seeds: [0], tokens: tokens)
