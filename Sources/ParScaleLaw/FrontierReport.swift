@@ -212,7 +212,7 @@ public enum FrontierReport {
         }
         guard !rows.isEmpty else { return nil }
         return ("Equal-FLOP comparisons: P streams against sampling the P = 1 model of the same backbone and the nearest dense model (float32)",
-                ["strategy", "accuracy [95%]", "FLOPs / question", "FLOPs ratio", "difference (points, paired 95%)"], rows)
+                ["strategy", "accuracy [95%]", "FLOPs / question", "FLOPs ratio", "this minus P streams (points, paired 95%)"], rows)
     }
 
     static func allPointsTable(_ points: [FrontierPoint]) -> Table {
