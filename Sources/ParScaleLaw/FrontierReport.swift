@@ -164,13 +164,14 @@ public enum FrontierReport {
         return (plots, [budgetTable(points), comparisonTable(points), allPointsTable(points)].compactMap { $0 })
     }
 
-    /// For each budget on a log grid (factors of 2 from the cheapest point): the most accurate point
-    /// within it, with and without the checker.
+    /// For each budget on a log grid (factors of 2 from the cheapest point to the first that covers
+    /// every point): the most accurate point within it, with and without the checker.
     static func budgetTable(_ points: [FrontierPoint]) -> Table? {
         guard let cheapest = points.map(\.flopsPerQuestion).min(), let dearest = points.map(\.flopsPerQuestion).max(), cheapest > 0 else { return nil }
         var rows: [[String]] = []
         var budget = cheapest
-        while budget <= dearest * 1.0001 || rows.isEmpty {
+        // Up to the first budget that covers every point.
+        while rows.isEmpty || budget < dearest * 2 * 0.9999 {
             func best(_ candidates: [FrontierPoint]) -> FrontierPoint? {
                 candidates.filter { $0.flopsPerQuestion <= budget * 1.0001 }.max {
                     $0.accuracy != $1.accuracy ? $0.accuracy < $1.accuracy : $0.flopsPerQuestion > $1.flopsPerQuestion

@@ -177,6 +177,12 @@ final class FrontierTests: XCTestCase {
         XCTAssertEqual(Set(plots.keys), ["frontier-flops.svg", "frontier-latency.svg"])
         XCTAssertTrue(plots["frontier-flops.svg"]!.contains("pass@2 (checker)"))
         XCTAssertEqual(tables.last?.rows.count, 5)
+        // The budget grid doubles from the cheapest point until one budget covers every point.
+        let budgets = tables[0].rows.compactMap { Double($0[0]) }
+        let costs = points.map(\.flopsPerQuestion)
+        XCTAssertEqual(budgets.first ?? 0, costs.min()!, accuracy: costs.min()! * 1e-3)
+        XCTAssertGreaterThanOrEqual(budgets.last ?? 0, costs.max()! * 0.999)
+        XCTAssertLessThan(budgets.dropLast().last ?? 0, costs.max()!)
     }
 
     /// The frontier's prompts are held out: each is in the validation split, and none appears as a
