@@ -229,17 +229,19 @@ public enum Frontier {
         backend: Backend, probe: MemoryProbe, log: (String) -> Void
     ) throws -> FrontierCell {
         let path = cellPath(dir, model: name, dtype: dtype.rawValue)
-        let loaded = try Checkpoint.load(directory, backend: backend)
-        var cell = FrontierCell(model: name, dtype: dtype.rawValue, config: loaded.config)
+        let config = try Checkpoint.loadConfig(directory)
+        var cell = FrontierCell(model: name, dtype: dtype.rawValue, config: config)
         if let data = FileManager.default.contents(atPath: path) {
-            let saved = try JSONDecoder().decode(FrontierCell.self, from: data)
-            guard saved.config == loaded.config else {
+            guard let saved = try? JSONDecoder().decode(FrontierCell.self, from: data) else {
+                throw TrainingError("\(path) is not a frontier cell (unreadable JSON); remove it to measure again")
+            }
+            guard saved.config == config else {
                 throw TrainingError("\(path) was measured on another model than \(directory); remove it or use another --out")
             }
             cell = saved
             if cell.isComplete { log("\(name) \(dtype.rawValue): done before, skipped"); return cell }
         }
-        let model = rounded(loaded, to: dtype)
+        let model = rounded(try Checkpoint.load(directory, backend: backend), to: dtype)
         let examples = prompts(plan)
         let start = Date()
         for index in cell.questions.count..<examples.count {
@@ -292,7 +294,7 @@ public enum Frontier {
         // Memory at each batch size the strategies use (1 for greedy), prompt of the mean length.
         let meanPrompt = Int((Double(cell.questions.map(\.promptTokens).reduce(0, +)) / Double(max(1, cell.questions.count))).rounded())
         cell.memory = try Set([1] + plan.samples).sorted().map { b in
-            FrontierMemory(batch: b, measuredBytes: try probe(loaded.config, b, max(1, meanPrompt), plan.maxNewTokens))
+            FrontierMemory(batch: b, measuredBytes: try probe(config, b, max(1, meanPrompt), plan.maxNewTokens))
         }
         try atomicWrite(encoded(cell), to: path)
         log(String(format: "%@ %@: done in %.0f s", name, dtype.rawValue, Date().timeIntervalSince(start)))

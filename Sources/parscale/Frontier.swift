@@ -93,10 +93,9 @@ struct FrontierCommand: ParsableCommand {
                 throw ValidationError("\(path): the frontier needs a byte-level model (vocabulary 256, no tokenizer.json); it has vocabulary \(config.vocabSize)")
             }
         }
-        var plan = FrontierPlan(
+        let plan = FrontierPlan(
             prompts: prompts ?? (preset == nil ? 100 : FrontierPreset.prompts), samples: try parsedSamples(), temperature: temperature,
             dtypes: try parsedDTypes().map(\.rawValue), seed: seed, maxNewTokens: maxNewTokens, latencyPrompts: latencyPrompts)
-        plan.dataSeed = 0
         try Frontier.prepare(plan, in: dir)
         let dtypes = try parsedDTypes()
         let total = named.count * dtypes.count
