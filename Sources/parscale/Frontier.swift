@@ -14,7 +14,7 @@ struct FrontierCommand: ParsableCommand {
             whose samples have the larger total log-probability); best-of-n by the model's mean token \
             log-probability; best-of-n with the task checker (TaskChecker, which works the answer out from the \
             prompt) as verifier, i.e. pass@n. Each point: exact-match accuracy with a 95% Wilson interval over \
-            prompts, FLOPs per question counted from the shape (prefill once, every decode step, all P streams \
+            prompts, FLOPs per question counted from the shape (prefill once, shared by the n samples; every decode step, all P streams \
             and n samples, prefix attention included), memory counted (weights at the dtype's size + float32 KV \
             cache) and measured (peak resident memory of a probe process, float32 weights), and seconds per \
             question measured on the first --latency-prompts prompts (median), n answers one at a time and as one batch \
@@ -31,7 +31,7 @@ struct FrontierCommand: ParsableCommand {
     @Option(help: "Output folder (default runs/frontier-PRESET with --preset).") var out: String?
     @Option(help: "Sample counts n, comma-separated.") var samples: String = "1,2,4,8,16"
     @Option(help: "Sampling temperature (> 0).") var temperature: Double = 0.7
-    @Option(help: "Held-out prompts.") var prompts: Int?
+    @Option(help: "Held-out prompts (default 100; \(FrontierPreset.prompts) with --preset).") var prompts: Int?
     @Option(help: "Weight precisions, comma-separated: f32, bf16, f16.") var dtype: String = "f32,bf16"
     @Option(name: .customLong("max-new-tokens"), help: "Longest answer (tokens, the newline included).") var maxNewTokens: Int = 64
     @Option(name: .customLong("latency-prompts"), help: "Prompts timed per model, dtype and n (the median is kept).") var latencyPrompts: Int = 8
