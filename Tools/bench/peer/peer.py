@@ -11,6 +11,10 @@ The peer model: P = 1 is transformers' Qwen2ForCausalLM. P > 1 is the Qwen2 of
 cache, the aggregation head); `check` compares its logits (and transformers' at P = 1) with
 `parscale logits` on a checkpoint folder, and fails above 1e-4 relative (the spec's bar).
 Our binary: .build/release/parscale, or PARSCALE_BIN.
+
+On a machine shared with other jobs, run with OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads spin
+at each barrier by default, and with more runnable threads than cores that made a batch-1 decode
+step 20x slower (800 ms against 35 ms at P = 1, load average 16 on 2 cores); the headers print it.
 """
 import argparse
 import json
@@ -201,8 +205,15 @@ def peer_model(c):
 def logits_of(model, ids, cache=None):
     if isinstance(model, ParScaleQwen2):
         return model(ids, cache)
-    out = model(input_ids=ids, past_key_values=cache, use_cache=cache is not None)
+    out = model(input_ids=ids, cache=cache, use_cache=cache is not None)
     return out.logits
+
+
+def make_peer_cache(model, batch, capacity):
+    if isinstance(model, ParScaleQwen2):
+        return model.make_cache(batch, capacity)
+    from transformers import DynamicCache
+    return DynamicCache()
 
 
 # ---- train -----------------------------------------------------------------------------------
@@ -230,6 +241,11 @@ def time_train_peer(shape, P, T, steps):
     return statistics.median(times)
 
 
+def torch_settings():
+    return (f"torch {torch.__version__} ({torch.get_num_threads()} threads, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+
+
 def run_ours(args):
     out = subprocess.run([BINARY] + args + ["--json"], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -237,7 +253,7 @@ def run_ours(args):
 
 def cmd_train(a):
     rows = []
-    print(f"peer train: torch {torch.__version__} ({torch.get_num_threads()} threads) against {BINARY}, "
+    print(f"peer train: {torch_settings()} against {BINARY}, "
           f"{a.rounds} rounds interleaved, best of each; tokens/s")
     print("config  P   ours tok/s   peer tok/s   ratio   ours MFU   sgemm GFLOP/s")
     for name in a.configs.split(","):
@@ -274,11 +290,7 @@ def time_decode_peer(P, T, prompt, new):
     g = torch.Generator().manual_seed(7)
     ids = torch.randint(0, 256, (1, prompt), generator=g)
     with torch.no_grad():
-        if P == 1:
-            from transformers import DynamicCache
-            cache = DynamicCache()
-        else:
-            cache = model.make_cache(1, prompt + new + 1)
+        cache = make_peer_cache(model, 1, prompt + new + 1)
         t0 = time.perf_counter()
         logits = logits_of(model, ids, cache)
         prefill = time.perf_counter() - t0
@@ -293,7 +305,7 @@ def time_decode_peer(P, T, prompt, new):
 
 def cmd_decode(a):
     rows = []
-    print(f"peer decode: torch {torch.__version__} ({torch.get_num_threads()} threads) against {BINARY}, "
+    print(f"peer decode: {torch_settings()} against {BINARY}, "
           f"hidden 1024, 8 layers, prompt {a.prompt}, {a.new} steps, batch 1, {a.rounds} rounds interleaved, best of each")
     print("   P   ours ms/tok   peer ms/tok   peer/ours   ours prefill tok/s   peer prefill tok/s")
     for P in map(int, a.P.split(",")):
@@ -331,7 +343,7 @@ def load_checkpoint(model_dir):
     c["parscale_attn_smooth"] = float(raw.get("parscale_attn_smooth", 0.01))
     state = {}
     for name in sorted(os.listdir(model_dir)):
-        if name.endswith(".safetensors"):
+        if name.startswith("model") and name.endswith(".safetensors"):
             state.update({k: v.float() for k, v in load_file(os.path.join(model_dir, name)).items()})
     return c, state
 
@@ -357,14 +369,12 @@ def cmd_check(a):
         model.eval()
         with torch.no_grad():
             theirs = logits_of(model, ids)
-            # Decode through the cache as well: prompt of half, then one token at a time.
-            if isinstance(model, ParScaleQwen2):
-                cache = model.make_cache(2, a.tokens)
-                half = a.tokens // 2
-                steps = [model(ids[:, :half], cache)] + [model(ids[:, t:t + 1], cache) for t in range(half, a.tokens)]
-                cached = torch.cat(steps, dim=1)
-            else:
-                cached = theirs
+            # Through the cache as well (the decode protocol): half the tokens, then one at a time.
+            cache = make_peer_cache(model, 2, a.tokens)
+            half = a.tokens // 2
+            steps = [logits_of(model, ids[:, :half], cache)]
+            steps += [logits_of(model, ids[:, t:t + 1], cache) for t in range(half, a.tokens)]
+            cached = torch.cat(steps, dim=1)
         for what, x in [("full forward", theirs), ("through the cache", cached)]:
             error = ((ours - x).abs().max() / x.abs().max()).item()
             worst = max(worst, error)
