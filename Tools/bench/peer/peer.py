@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
-BINARY = os.environ.get("PARSCALE_BIN", os.path.join(ROOT, ".build", "release", "parscale"))
+BINARY = os.environ.get("PARSCALE_BIN", os.path.normpath(os.path.join(ROOT, ".build", "release", "parscale")))
 
 # As BenchTrain.swift: A and B, 48 prefix tokens, vocab 256, tied head.
 TRAIN_SHAPES = {
@@ -307,7 +307,8 @@ def cmd_decode(a):
     rows = []
     print(f"peer decode: {torch_settings()} against {BINARY}, "
           f"hidden 1024, 8 layers, prompt {a.prompt}, {a.new} steps, batch 1, {a.rounds} rounds interleaved, best of each")
-    print("   P   ours ms/tok   peer ms/tok   peer/ours   ours prefill tok/s   peer prefill tok/s")
+    print("   P   ours ms/tok   peer ms/tok   peer/ours   ours vs P1   peer vs P1   ours prefill tok/s   peer prefill tok/s")
+    first = None
     for P in map(int, a.P.split(",")):
         ours, peer, ours_pre, peer_pre = [], [], [], []
         for _ in range(a.rounds):
@@ -321,9 +322,13 @@ def cmd_decode(a):
         row = {"P": P, "ours_ms_per_token": min(ours), "peer_ms_per_token": min(peer),
                "ratio_peer_over_ours": min(peer) / min(ours), "ours_prefill_tokens_per_s": max(ours_pre),
                "peer_prefill_tokens_per_s": max(peer_pre), "ours_all": ours, "peer_all": peer}
+        first = first or row
+        row["ours_vs_first"] = row["ours_ms_per_token"] / first["ours_ms_per_token"]
+        row["peer_vs_first"] = row["peer_ms_per_token"] / first["peer_ms_per_token"]
         rows.append(row)
         print(f"{P:4d} {row['ours_ms_per_token']:13.2f} {row['peer_ms_per_token']:13.2f} "
-              f"{row['ratio_peer_over_ours']:10.2f}x {row['ours_prefill_tokens_per_s']:20.0f} "
+              f"{row['ratio_peer_over_ours']:10.2f}x {row['ours_vs_first']:11.2f}x {row['peer_vs_first']:11.2f}x "
+              f"{row['ours_prefill_tokens_per_s']:20.0f} "
               f"{row['peer_prefill_tokens_per_s']:20.0f}", flush=True)
     if a.json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}))
@@ -388,22 +393,22 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (ours uses every core)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="bench train against the peer")
-    t.add_argument("--configs", default="A,B")
-    t.add_argument("--P", default="1,4")
-    t.add_argument("--steps", type=int, default=5)
-    t.add_argument("--rounds", type=int, default=2)
-    t.add_argument("--prefix-tokens", type=int, default=48)
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--configs", default="A,B", help="A, B or A,B (BenchTrain.swift's shapes)")
+    t.add_argument("--P", default="1,4", help="stream counts, comma-separated")
+    t.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up); median")
+    t.add_argument("--rounds", type=int, default=2, help="ours-then-peer rounds per row; best of each")
+    t.add_argument("--prefix-tokens", type=int, default=48, help="prefix tokens T")
+    t.add_argument("--json", action="store_true", help="also print one JSON object")
     d = sub.add_parser("decode", help="bench decode against the peer")
-    d.add_argument("--P", default="1,8")
-    d.add_argument("--prompt", type=int, default=128)
-    d.add_argument("--new", type=int, default=32)
-    d.add_argument("--rounds", type=int, default=2)
-    d.add_argument("--prefix-tokens", type=int, default=48)
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--P", default="1,8", help="stream counts, comma-separated (the first is the baseline)")
+    d.add_argument("--prompt", type=int, default=128, help="prompt length for prefill")
+    d.add_argument("--new", type=int, default=32, help="decode steps measured; median")
+    d.add_argument("--rounds", type=int, default=2, help="ours-then-peer rounds per row; best of each")
+    d.add_argument("--prefix-tokens", type=int, default=48, help="prefix tokens T")
+    d.add_argument("--json", action="store_true", help="also print one JSON object")
     k = sub.add_parser("check", help="our logits against the peer model's on a checkpoint folder")
-    k.add_argument("model_dir")
-    k.add_argument("--tokens", type=int, default=12)
+    k.add_argument("model_dir", help="a checkpoint folder (config.json, model*.safetensors)")
+    k.add_argument("--tokens", type=int, default=12, help="tokens per sequence (2 random sequences)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     {"train": cmd_train, "decode": cmd_decode, "check": cmd_check}[a.command](a)
