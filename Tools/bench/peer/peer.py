@@ -410,6 +410,20 @@ def main():
     k.add_argument("model_dir", help="a checkpoint folder (config.json, model*.safetensors)")
     k.add_argument("--tokens", type=int, default=12, help="tokens per sequence (2 random sequences)")
     a = p.parse_args()
+    if a.command != "check" and not os.access(BINARY, os.X_OK):
+        sys.exit(f"our binary {BINARY} is missing: run `swift build -c release --product parscale` or set PARSCALE_BIN")
+    if a.command == "train":
+        unknown = [c for c in a.configs.split(",") if c.strip().upper() not in TRAIN_SHAPES]
+        if unknown:
+            sys.exit(f"--configs: expected A and/or B, got {', '.join(unknown)}")
+    if a.command in ("train", "decode"):
+        try:
+            if any(int(P) < 1 for P in a.P.split(",")):
+                raise ValueError
+        except ValueError:
+            sys.exit(f"--P: expected stream counts >= 1, comma-separated, got '{a.P}'")
+    if a.command == "check" and not os.path.isfile(os.path.join(a.model_dir, "config.json")):
+        sys.exit(f"{a.model_dir}: no config.json (expected a checkpoint folder)")
     torch.set_num_threads(a.threads)
     {"train": cmd_train, "decode": cmd_decode, "check": cmd_check}[a.command](a)
 
