@@ -42,14 +42,15 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// One tile: MB input rows by NB weight rows, MB*NB accumulators in registers (at most 4 x 3 = 12 of
-// the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs). Each step also prefetches two
-// cache lines of the weights two blocks ahead into L2 (`pf`, NULL near the end), so reading the
-// next weights from memory overlaps the arithmetic on these. Without it, or with the prefetch to L1
-// (_MM_HINT_T0, where the lines crowd out the input rows), a product of 8 rows cost the memory time
-// plus the arithmetic time: 1024 x 22528 weights on one core, 8 rows 10-11 ms against 5 ms for one
-// row; with it 6.3-7 ms (CPU time of the thread, best of 5; Tools/bench/RESULTS.md, issue #19).
-// `always_inline` with constant MB and NB unrolls the loops and keeps the accumulators in registers.
+// One tile: MB input rows by NB weight rows, MB*NB accumulators in registers (at most 4 x 3 = 12
+// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs). Each step also prefetches two
+// cache lines of the weights two blocks ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so
+// reading the next weights from memory overlaps the arithmetic on these. Without it, or with the
+// prefetch to L1 (_MM_HINT_T0, where the lines crowd out the input rows), a product of 8 rows cost
+// the memory time plus the arithmetic time: 1024 x 22528 weights on one core, 8 rows 9-10 ms against
+// 5 ms for one row; with it 6.3-7.5 ms (CPU time of the thread; Tools/bench/RESULTS.md, issue #19).
+// `always_inline` with constant MB, NB and PF unrolls the loops and keeps the accumulators in
+// registers.
 __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_tile(
     const float *x, const float *w, const float *bias, float *out, int n, int outDim, int m, int j,
     int accumulate, const float *pf, int MB, int NB, int PF) {
