@@ -390,7 +390,8 @@ def cmd_check(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (ours uses every core)")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="torch.set_num_threads; default: the cores this process may use, as ours does")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="bench train against the peer")
     t.add_argument("--configs", default="A,B", help="A, B or A,B (BenchTrain.swift's shapes)")
