@@ -17,7 +17,10 @@ struct BenchDecode: ParsableCommand {
             prefix and KV cache, over the read bandwidth measured in this run: a sum over 256 MiB on all \
             cores) and its arithmetic time (FLOPs per step: 2 x P rows x every matrix weight, plus \
             attention over the T prefix slots and the context, over the sgemm GFLOP/s of this run, \
-            1024^3); 'reached' is roofline / measured.
+            1024^3); 'reached' is roofline / measured. 'prefill' is the prefill's model FLOPs (bench train's \
+            forward count for one sequence of the prompt, the output head on the last token only) per \
+            second as a fraction of the same sgemm rate: the P streams of a prompt are P times the rows \
+            of one matrix product, so prefill should run near that rate.
             """)
 
     @OptionGroup var shape: ShapeFlags
@@ -47,7 +50,7 @@ struct BenchDecode: ParsableCommand {
         if !json {
             print(String(format: "roofline: read bandwidth %.1f GB/s (256 MiB, all cores), sgemm 1024^3 %.1f GFLOP/s", bandwidth, peak))
             print("bench decode: hidden \(s.hidden), layers \(s.layers), heads \(s.heads)/\(s.kvHeads), intermediate \(s.intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
-            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1   memory ms   FLOP ms   reached")
+            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1   memory ms   FLOP ms   reached   prefill")
         }
         var baseline: [String: Double] = [:]
         for P in pList {
@@ -88,10 +91,12 @@ struct BenchDecode: ParsableCommand {
                 let bound = Self.decodeStep(config, layout: layout, context: prompt + new / 2)
                 let memoryMs = bound.bytes / bandwidth / 1e6, flopMs = bound.flops / peak / 1e6
                 let reached = max(memoryMs, flopMs) / decodeMs
+                let prefillFLOPs = BenchTrain.forwardFLOPs(config, batch: 1, seq: prompt) - 2 * Double((prompt - 1) * s.hidden * vocab)
+                let prefillFraction = prefillFLOPs * prefillRate / Double(prompt) / 1e9 / peak
                 if kind == "cpu" {
                     row["roofline"] = [
                         "bytes": bound.bytes, "flops": bound.flops, "memory_ms": memoryMs, "flop_ms": flopMs,
-                        "fraction_reached": reached,
+                        "fraction_reached": reached, "prefill_flops": prefillFLOPs, "prefill_fraction_of_sgemm": prefillFraction,
                     ]
                 }
                 let perToken = benchCounters(backend) == nil ? nil : decodeCounters.per(decodeTimes.count)
@@ -101,7 +106,8 @@ struct BenchDecode: ParsableCommand {
                     print(String(
                         format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 8, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
                         prefillRate, decodeMs, ratio)
-                        + (kind == "cpu" ? String(format: "   %9.2f   %7.2f   %6.0f%%", memoryMs, flopMs, 100 * reached) : ""))
+                        + (kind == "cpu"
+                            ? String(format: "   %9.2f   %7.2f   %6.0f%%   %6.0f%%", memoryMs, flopMs, 100 * reached, 100 * prefillFraction) : ""))
                     if let perToken { print("          per token: \(perToken)") }
                 }
             }
