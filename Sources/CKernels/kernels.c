@@ -42,88 +42,82 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// Four weight rows at a time (16 KB at K = 1024: they stay in L1/L2 while every input row
-// streams past), so each weight is read from memory once whatever the number of rows.
+// One tile: MB input rows by NB weight rows, MB*NB accumulators in registers (at most 4 x 3 = 12
+// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs). Each step also prefetches two
+// cache lines of the weights two blocks ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so
+// reading the next weights from memory overlaps the arithmetic on these. Without it, or with the
+// prefetch to L1 (_MM_HINT_T0, where the lines crowd out the input rows), a product of 8 rows cost
+// the memory time plus the arithmetic time: 1024 x 22528 weights on one core, 8 rows 9-10 ms against
+// 5 ms for one row; with it 6.3-7.5 ms (CPU time of the thread; Tools/bench/RESULTS.md, issue #19).
+// `always_inline` with constant MB, NB and PF unrolls the loops and keeps the accumulators in
+// registers.
+__attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_tile(
+    const float *x, const float *w, const float *bias, float *out, int n, int outDim, int m, int j,
+    int accumulate, const float *pf, int MB, int NB, int PF) {
+    __m256 acc[4][3];
+    for (int a = 0; a < MB; a++)
+        for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
+    const float *xr[4], *wr[3];
+    for (int a = 0; a < MB; a++) xr[a] = x + (long)(m + a) * n;
+    for (int b = 0; b < NB; b++) wr[b] = w + (long)(j + b) * n;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        if (PF) {
+            _mm_prefetch((const char *)(pf + 4 * i), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + 4 * i + 16), _MM_HINT_T1);
+        }
+        __m256 wv[3];
+        for (int b = 0; b < NB; b++) wv[b] = _mm256_loadu_ps(wr[b] + i);
+        for (int a = 0; a < MB; a++) {
+            __m256 xv = _mm256_loadu_ps(xr[a] + i);
+            for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(xv, wv[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < MB; a++)
+        for (int b = 0; b < NB; b++) {
+            float s = hsum256(acc[a][b]);
+            for (int t = i; t < n; t++) s += wr[b][t] * xr[a][t];
+            store(out, bias, outDim, m + a, j + b, s, accumulate);
+        }
+}
+
+// Input rows in groups of 4 (a tile of 1-3 for the rest), weight rows in blocks of 3 (then 1):
+// a block of weights is read from memory once and from L1 again for each further group of rows.
 __attribute__((target("avx2,fma"))) static void few_rows_avx2(
     const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
     int j0, int j1, int accumulate) {
-    int j = j0;
-    for (; j + 4 <= j1; j += 4) {
-        const float *w0 = w + (long)j * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
-        int m = 0;
-        // Two input rows by four weight rows: 8 accumulators, 6 loads per 8 FMAs.
-        for (; m + 2 <= rows; m += 2) {
-            const float *xa = x + (long)m * n, *xb = xa + n;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-            __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-            __m256 b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-            int i = 0;
-            for (; i + 8 <= n; i += 8) {
-                __m256 xv = _mm256_loadu_ps(xa + i), yv = _mm256_loadu_ps(xb + i);
-                __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
-                __m256 v2 = _mm256_loadu_ps(w2 + i), v3 = _mm256_loadu_ps(w3 + i);
-                a0 = _mm256_fmadd_ps(xv, v0, a0);
-                a1 = _mm256_fmadd_ps(xv, v1, a1);
-                a2 = _mm256_fmadd_ps(xv, v2, a2);
-                a3 = _mm256_fmadd_ps(xv, v3, a3);
-                b0 = _mm256_fmadd_ps(yv, v0, b0);
-                b1 = _mm256_fmadd_ps(yv, v1, b1);
-                b2 = _mm256_fmadd_ps(yv, v2, b2);
-                b3 = _mm256_fmadd_ps(yv, v3, b3);
+    for (int j = j0; j < j1;) {
+        int nb = j + 3 <= j1 ? 3 : 1;
+        // Two lines per 8 columns of a tile: a tile covers 4 rows' worth of weights, starting 3 rows
+        // past the next block; later groups of input rows re-touch lines already on their way.
+        // Nothing past the weights' last row is touched: near the end the last rows are re-touched.
+        long ahead = j + nb + 3 <= outDim - 5 ? j + nb + 3 : outDim - 5;
+        const float *pf = w + (ahead > 0 ? ahead : 0) * n;
+        int prefetch = outDim >= 5;
+        for (int m = 0; m < rows;) {
+            int mb = rows - m >= 4 ? 4 : rows - m;
+#define PS_TILE(MB, NB)                                                                      \
+    (prefetch ? few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 1)    \
+              : few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 0))
+            if (nb == 3) {
+                switch (mb) {
+                case 4: PS_TILE(4, 3); break;
+                case 3: PS_TILE(3, 3); break;
+                case 2: PS_TILE(2, 3); break;
+                default: PS_TILE(1, 3); break;
+                }
+            } else {
+                switch (mb) {
+                case 4: PS_TILE(4, 1); break;
+                case 3: PS_TILE(3, 1); break;
+                case 2: PS_TILE(2, 1); break;
+                default: PS_TILE(1, 1); break;
+                }
             }
-            float s[8] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3),
-                          hsum256(b0), hsum256(b1), hsum256(b2), hsum256(b3)};
-            for (; i < n; i++) {
-                s[0] += w0[i] * xa[i]; s[1] += w1[i] * xa[i]; s[2] += w2[i] * xa[i]; s[3] += w3[i] * xa[i];
-                s[4] += w0[i] * xb[i]; s[5] += w1[i] * xb[i]; s[6] += w2[i] * xb[i]; s[7] += w3[i] * xb[i];
-            }
-            for (int k = 0; k < 4; k++) {
-                store(out, bias, outDim, m, j + k, s[k], accumulate);
-                store(out, bias, outDim, m + 1, j + k, s[4 + k], accumulate);
-            }
+#undef PS_TILE
+            m += mb;
         }
-        for (; m < rows; m++) {
-            const float *xm = x + (long)m * n;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-            int i = 0;
-            for (; i + 8 <= n; i += 8) {
-                __m256 xv = _mm256_loadu_ps(xm + i);
-                a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w0 + i), a0);
-                a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w1 + i), a1);
-                a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w2 + i), a2);
-                a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w3 + i), a3);
-            }
-            float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
-            for (; i < n; i++) {
-                s0 += w0[i] * xm[i];
-                s1 += w1[i] * xm[i];
-                s2 += w2[i] * xm[i];
-                s3 += w3[i] * xm[i];
-            }
-            store(out, bias, outDim, m, j, s0, accumulate);
-            store(out, bias, outDim, m, j + 1, s1, accumulate);
-            store(out, bias, outDim, m, j + 2, s2, accumulate);
-            store(out, bias, outDim, m, j + 3, s3, accumulate);
-        }
-    }
-    for (; j < j1; j++) {
-        const float *wj = w + (long)j * n;
-        for (int m = 0; m < rows; m++) {
-            const float *xm = x + (long)m * n;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            int i = 0;
-            for (; i + 16 <= n; i += 16) {
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i), _mm256_loadu_ps(xm + i), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i + 8), _mm256_loadu_ps(xm + i + 8), a1);
-            }
-            for (; i + 8 <= n; i += 8)
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + i), _mm256_loadu_ps(xm + i), a0);
-            float s = hsum256(_mm256_add_ps(a0, a1));
-            for (; i < n; i++) s += wj[i] * xm[i];
-            store(out, bias, outDim, m, j, s, accumulate);
-        }
+        j += nb;
     }
 }
 #endif

@@ -59,6 +59,31 @@ public final class CPUBackend: Backend {
         return 2 * Double(n * n * n) / times.dropFirst().min()! / 1e9
     }
 
+    /// Read bandwidth of memory in GB/s: a sum over `bytes` (far beyond the caches) on all cores,
+    /// best of several passes after a warm-up; the figure decode's weight stream is judged against.
+    public static func measureReadBandwidthGBs(bytes: Int = 256 << 20) -> Double {
+        let count = bytes / 4
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        var times: [Double] = []
+        var sink: Float = 0
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let parts = BLAS.workers
+            let sums = UnsafeMutablePointer<Float>.allocate(capacity: parts)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = count * p / parts, hi = count * (p + 1) / parts
+                sums[p] = sumOfFloats(buffer + lo, hi - lo)
+            }
+            for p in 0..<parts { sink += sums[p] }
+            sums.deallocate()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        precondition(sink > 0)  // keeps the sums from being optimised away
+        return Double(bytes) / times.dropFirst().min()! / 1e9
+    }
+
     public func embed(ids: [Int32], table: Tensor, out: Tensor, dim: Int) {
         let src = table.host, dst = out.host
         for (i, id) in ids.enumerated() { (dst + i * dim).update(from: src + Int(id) * dim, count: dim) }

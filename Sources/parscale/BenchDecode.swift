@@ -12,7 +12,15 @@ struct BenchDecode: ParsableCommand {
             ~360 MB of float32 weights, far beyond the CPU caches, so decode is bound by reading the weights). \
             The P streams of a sequence run as one batch, so every weight is read once per step for all \
             P rows: the ratio column shows what P costs against P = 1 measured in the same run. Figures \
-            are medians.
+            are medians. Roofline (CPU rows): the least time a decode step can take on this machine, the \
+            larger of its memory time (bytes read per step: every weight but the embedding table, plus the \
+            prefix and KV cache, over the read bandwidth measured in this run: a sum over 256 MiB on all \
+            cores) and its arithmetic time (FLOPs per step: 2 x P rows x every matrix weight, plus \
+            attention over the T prefix slots and the context, over the sgemm GFLOP/s of this run, \
+            1024^3); 'reached' is roofline / measured. 'prefill' is the prefill's model FLOPs (bench train's \
+            forward count for one sequence of the prompt, the output head on the last token only) per \
+            second as a fraction of the same sgemm rate: the P streams of a prompt are P times the rows \
+            of one matrix product, so prefill should run near that rate.
             """)
 
     @OptionGroup var shape: ShapeFlags
@@ -36,10 +44,13 @@ struct BenchDecode: ParsableCommand {
             other.useFewRowsKernel.toggle()
             backends.append(other)
         }
+        let peak = CPUBackend.measureSgemmGFLOPs()
+        let bandwidth = CPUBackend.measureReadBandwidthGBs()
         var rows: [[String: Any]] = []
         if !json {
+            print(String(format: "roofline: read bandwidth %.1f GB/s (256 MiB, all cores), sgemm 1024^3 %.1f GFLOP/s", bandwidth, peak))
             print("bench decode: hidden \(s.hidden), layers \(s.layers), heads \(s.heads)/\(s.kvHeads), intermediate \(s.intermediate), vocab \(vocab), T \(prefixTokens), prompt \(prompt), \(new) decode steps, batch 1, \(backends.map(\.name).joined(separator: " and "))")
-            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1")
+            print("   P  backend    weights    prefill tok/s   decode ms/token   decode vs P=1   memory ms   FLOP ms   reached   prefill")
         }
         var baseline: [String: Double] = [:]
         for P in pList {
@@ -77,13 +88,26 @@ struct BenchDecode: ParsableCommand {
                     "P": P, "backend": kind, "parameters": layout.totalCount, "prefill_tokens_per_s": prefillRate,
                     "decode_ms_per_token": decodeMs, "decode_ratio_vs_first": ratio,
                 ]
+                let bound = Self.decodeStep(config, layout: layout, context: prompt + new / 2)
+                let memoryMs = bound.bytes / bandwidth / 1e6, flopMs = bound.flops / peak / 1e6
+                let reached = max(memoryMs, flopMs) / decodeMs
+                let prefillFLOPs = BenchTrain.forwardFLOPs(config, batch: 1, seq: prompt) - 2 * Double((prompt - 1) * s.hidden * vocab)
+                let prefillFraction = prefillFLOPs * prefillRate / Double(prompt) / 1e9 / peak
+                if kind == "cpu" {
+                    row["roofline"] = [
+                        "bytes": bound.bytes, "flops": bound.flops, "memory_ms": memoryMs, "flop_ms": flopMs,
+                        "fraction_reached": reached, "prefill_flops": prefillFLOPs, "prefill_fraction_of_sgemm": prefillFraction,
+                    ]
+                }
                 let perToken = benchCounters(backend) == nil ? nil : decodeCounters.per(decodeTimes.count)
                 if let perToken { row["vulkan_per_token"] = perToken.json }
                 rows.append(row)
                 if !json {
                     print(String(
                         format: "%4d  %@ %9@   %13.0f   %15.2f   %12.2fx", P, kind.padding(toLength: 8, withPad: " ", startingAt: 0), formatBytes(layout.totalCount * 4),
-                        prefillRate, decodeMs, ratio))
+                        prefillRate, decodeMs, ratio)
+                        + (kind == "cpu"
+                            ? String(format: "   %9.2f   %7.2f   %6.0f%%   %6.0f%%", memoryMs, flopMs, 100 * reached, 100 * prefillFraction) : ""))
                     if let perToken { print("          per token: \(perToken)") }
                 }
             }
@@ -94,7 +118,22 @@ struct BenchDecode: ParsableCommand {
                            "intermediate": s.intermediate, "vocab": vocab, "prefix_tokens": prefixTokens,
                            "prompt": prompt, "new": new],
                 "backend": backends.map(\.name).joined(separator: " and "), "rows": rows,
+                "read_bandwidth_gb_per_s": bandwidth, "sgemm_gflops": peak,
             ])
         }
+    }
+
+    /// Bytes read and FLOPs of one batch-1 decode step with `context` real tokens in the cache.
+    static func decodeStep(_ c: ModelConfig, layout: ParameterLayout, context: Int) -> (bytes: Double, flops: Double) {
+        let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, hd = c.headDim
+        let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, L = c.numHiddenLayers, V = c.vocabSize
+        let slots = c.prefixTokens + context
+        let weights = layout.totalCount - V * H + H  // one embedding row is read, not the table
+        let cache = L * P * 2 * KVH * hd * slots
+        let matrices = H * (NH + 2 * KVH) * hd + NH * hd * H + 3 * H * I
+        let perLayer = 2 * P * matrices + 4 * P * NH * hd * slots
+        let aggregation = P > 1 ? 2 * (P * H * H + H * P) : 0
+        let flops = L * perLayer + aggregation + 2 * H * V
+        return (Double(4 * (weights + cache)), Double(flops))
     }
 }

@@ -52,6 +52,38 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// The few-rows kernel (4 x 3 register tiles and their 1-3 row and single-column remainders,
+    /// weights prefetched ahead) against OpenBLAS sgemm for every row count it takes, on sizes
+    /// that are not multiples of the vector width or of the tile, and on a column range that
+    /// starts and ends mid-matrix (how the cores split the columns).
+    func testFewRowsKernelAgreesWithSgemmOnOddShapes() {
+        var rng = SeededGenerator(seed: 14)
+        for rows in 1...LinearOps.fewRowsLimit {
+            for (k, n) in [(7, 1), (13, 4), (45, 5), (67, 11), (1027, 19)] {
+                let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng), previous = random(rows * n, &rng)
+                for accumulate in [false, true] {
+                    var fast = previous, blas = previous
+                    let (j0, j1) = n > 4 ? (1, n - 1) : (0, n)
+                    ps_few_rows_nt(x, w, bias, &fast, Int32(rows), Int32(k), Int32(n), Int32(j0), Int32(j1), accumulate ? 1 : 0)
+                    for m in 0..<rows {
+                        for j in 0..<n where j < j0 || j >= j1 { blas[m * n + j] = previous[m * n + j] }
+                        for j in j0..<j1 { blas[m * n + j] = (accumulate ? previous[m * n + j] : 0) + bias[j] }
+                    }
+                    x.withUnsafeBufferPointer { xp in
+                        w.withUnsafeBufferPointer { wp in
+                            blas.withUnsafeMutableBufferPointer { bp in
+                                BLAS.single(
+                                    false, true, rows, j1 - j0, k, 1, xp.baseAddress!, k, wp.baseAddress! + j0 * k, k, 1,
+                                    bp.baseAddress! + j0, n)
+                            }
+                        }
+                    }
+                    assertClose(fast, blas, "few rows \(rows)x\(k)x\(n) columns \(j0)..<\(j1) accumulate \(accumulate)", tolerance: 1e-5)
+                }
+            }
+        }
+    }
+
     /// Feeding a prompt in chunks through the cache gives the same logits as one pass.
     func testChunkedPrefillEqualsOnePass() throws {
         let dir = try XCTUnwrap(TestPaths.referenceModels.first { $0.lastPathComponent.hasPrefix("p4") })

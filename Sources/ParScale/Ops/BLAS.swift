@@ -9,6 +9,8 @@ import Foundation
 /// or concurrent callers alike) and 17.6 ms with single-threaded calls from 2 threads.
 enum BLAS {
     static let configureThreads: Void = { openblas_set_num_threads(1) }()
+    /// Cores used by every parallel loop, read once: `activeProcessorCount` opens two cgroup files
+    /// per call, and the parallel loops asked it about 400 times a second (issue #19).
     static let workers = ProcessInfo.processInfo.activeProcessorCount
 
     /// C = alpha op(A) op(B) + beta C, row-major, split over the cores along M or N.

@@ -1,0 +1,67 @@
+// The few-rows kernel alone, timed by the CPU time of its threads (CLOCK_THREAD_CPUTIME_ID; the
+// slowest thread's), best of several calls: a figure that holds up on a machine shared with other
+// jobs, where wall time does not. x[M, K] W[N, K]^T with W far beyond the caches; THREADS threads
+// each take a contiguous half (third, ...) of the N output columns, as LinearOps.fewRows does.
+// Build and run (issue #19):
+//   clang -O2 -ISources/CKernels/include Tools/bench/few_rows_cpu_time.c Sources/CKernels/kernels.c -lm -lpthread -o /tmp/few_rows
+//   for m in 1 2 4 8; do /tmp/few_rows $m 1024 22528 5 1; done
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "ckernels.h"
+
+static int M, K, N;
+static float *x, *w, *out;
+
+typedef struct { int j0, j1; double cpu; } Part;
+
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void *run_part(void *arg) {
+    Part *p = arg;
+    double t0 = cpu_seconds();
+    ps_few_rows_nt(x, w, NULL, out, M, K, N, p->j0, p->j1, 0);
+    p->cpu = cpu_seconds() - t0;
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s M K N CALLS THREADS (M <= 8 rows, K inputs, N outputs, 1-16 threads)\n", argv[0]);
+        return 2;
+    }
+    M = atoi(argv[1]), K = atoi(argv[2]), N = atoi(argv[3]);
+    int calls = atoi(argv[4]), threads = atoi(argv[5]);
+    if (M < 1 || M > 8 || K < 1 || N < threads || calls < 1 || threads < 1 || threads > 16) {
+        fprintf(stderr, "M must be 1-8, THREADS 1-16, N >= THREADS, K and CALLS positive\n");
+        return 2;
+    }
+    x = malloc(sizeof(float) * 8 * K), w = malloc(sizeof(float) * (long)K * N), out = malloc(sizeof(float) * 8 * N);
+    if (!x || !w || !out) { fprintf(stderr, "out of memory\n"); return 1; }
+    for (long i = 0; i < (long)K * N; i++) w[i] = 0.001f * (i % 7);
+    for (int i = 0; i < 8 * K; i++) x[i] = 1;
+    double best = 1e9;
+    for (int c = 0; c < calls; c++) {
+        pthread_t tid[16];
+        Part parts[16];
+        for (int t = 0; t < threads; t++) {
+            parts[t] = (Part){(int)((long)N * t / threads), (int)((long)N * (t + 1) / threads), 0};
+            pthread_create(&tid[t], NULL, run_part, &parts[t]);
+        }
+        double slowest = 0;
+        for (int t = 0; t < threads; t++) {
+            pthread_join(tid[t], NULL);
+            if (parts[t].cpu > slowest) slowest = parts[t].cpu;
+        }
+        if (slowest < best) best = slowest;
+    }
+    printf("M=%d K=%d N=%d, %d thread(s): %.2f ms CPU (slowest thread), weights %.1f GB/s, %.1f GFLOP/s\n", M, K, N,
+           threads, best * 1e3, 4.0 * K * N / best / 1e9, 2.0 * M * K * N / best / 1e9);
+    free(x); free(w); free(out);
+    return 0;
+}
