@@ -4,34 +4,6 @@ import XCTest
 
 /// Runs the `parscale` binary as a user would.
 final class CLITests: XCTestCase {
-    /// The built executable sits beside the test bundle.
-    var binary: URL {
-        var dir = Bundle(for: CLITests.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("parscale").path), dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("parscale")
-    }
-
-    struct Run { let status: Int32; let out: String; let err: String }
-
-    @discardableResult
-    func parscale(_ args: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = args
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
-            err: String(decoding: errData, as: UTF8.self))
-    }
-
     func json(_ text: String) throws -> [String: Any] {
         let line = text.split(separator: "\n").last.map(String.init) ?? ""
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
