@@ -144,14 +144,16 @@ public final class Trainer {
     }
 
     /// What a killed process leaves behind, tidied before a run continues: a save killed between
-    /// its two renames leaves only checkpoint.previous (put back); one killed while writing leaves
-    /// checkpoint.partial, and an atomic write its temporary file (`.NAME.tmp-PID-N`; removed).
+    /// its two renames leaves only checkpoint.previous (put back); one killed after them, a
+    /// checkpoint.previous beside the new checkpoint, perhaps half removed; one killed while writing,
+    /// checkpoint.partial; an atomic write, its temporary file (`.NAME.tmp-PID-N`). Those are removed.
     static func recoverInterruptedSave(_ run: String) {
         let fm = FileManager.default
         let dir = checkpointDirectory(run), previous = dir + ".previous"
         if !fm.fileExists(atPath: dir) && fm.fileExists(atPath: previous) {
             try? fm.moveItem(atPath: previous, toPath: dir)
         }
+        try? fm.removeItem(atPath: previous)
         try? fm.removeItem(atPath: dir + ".partial")
         for folder in [run, dir] {
             for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {

@@ -64,14 +64,27 @@ final class FaultTests: XCTestCase {
         }
     }
 
-    /// Runs `command` (or `resume`, once `dir` holds a checkpoint) again and again, killing it with
-    /// SIGKILL after each of `delays` seconds unless it ended first, then once to its end. Returns
-    /// one line per attempt.
-    func runWithKills(_ command: [String], resume: [String], dir: String, delays: [Double]) throws -> [String] {
+    /// Lines of every metrics.jsonl under `dir`: how far its runs have come.
+    func metricLines(_ dir: String) -> Int {
+        tree(dir).filter { $0.hasSuffix("metrics.jsonl") }.reduce(0) { total, path in
+            total + (FileManager.default.contents(atPath: dir + "/" + path)?.filter { $0 == 10 }.count ?? 0)
+        }
+    }
+
+    /// Runs `command` (or `resume`, once `dir` holds a checkpoint) `kills` times, each killed with
+    /// SIGKILL at a random moment unless it ends first, then once to its end. The moment is by
+    /// progress, not by the clock (so a loaded machine moves it little): once the metrics have a
+    /// random count of lines between where the attempt starts and `totalLines`, plus a random part
+    /// of `lineSeconds` (so it falls anywhere in a step: the step, an evaluation, a checkpoint
+    /// write). Returns one line per attempt.
+    func runWithKills(
+        _ command: [String], resume: [String], dir: String, kills: Int, totalLines: Int, lineSeconds: Double,
+        clock: inout KillClock
+    ) throws -> [String] {
         let fm = FileManager.default
         let logs = temporaryFolder()
         var outcomes: [String] = []
-        for (attempt, delay) in (delays.map { Optional($0) } + [nil]).enumerated() {
+        for attempt in 0...kills {
             let saved = fm.fileExists(atPath: dir + "/checkpoint") || fm.fileExists(atPath: dir + "/checkpoint.previous")
             let log = logs.appendingPathComponent("attempt-\(attempt).log").path
             fm.createFile(atPath: log, contents: nil)
@@ -80,42 +93,52 @@ final class FaultTests: XCTestCase {
             process.arguments = saved ? resume : command
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle(forWritingAtPath: log)
-            let started = Date()
+            let startLines = min(metricLines(dir), totalLines - 1)
+            let killLines = startLines + Int(clock.next() * Double(totalLines - startLines))
+            let extra = clock.next() * lineSeconds
             try process.run()
-            if let delay {
-                while process.isRunning && Date().timeIntervalSince(started) < delay { usleep(5000) }
+            var killedAt = ""
+            if attempt < kills {
+                let deadline = Date().addingTimeInterval(120)
+                while process.isRunning && metricLines(dir) < killLines && Date() < deadline { usleep(2000) }
+                usleep(useconds_t(extra * 1e6))
+                killedAt = "at line \(metricLines(dir)) of \(totalLines)"
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             }
             process.waitUntilExit()
             let err = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let how = saved ? "resumed" : "started"
             if process.terminationReason == .uncaughtSignal {
                 XCTAssertEqual(process.terminationStatus, SIGKILL, err)
-                outcomes.append(String(format: "killed after %.2f s (%@)", delay ?? 0, saved ? "resumed" : "started"))
+                outcomes.append("\(how), killed \(killedAt) + \(String(format: "%.0f", extra * 1000)) ms")
                 continue
             }
             XCTAssertEqual(process.terminationStatus, 0, "attempt \(attempt) (\(process.arguments!.joined(separator: " "))): \(err)")
-            outcomes.append(String(format: "finished after %.2f s (%@)", Date().timeIntervalSince(started), saved ? "resumed" : "started"))
+            outcomes.append("\(how), finished")
             break
         }
         return outcomes
     }
 
     /// `command` straight through, then in a second folder killed `kills` times at random moments
-    /// of the straight run's duration and resumed: the same result, and no stray files.
+    /// and resumed: the same result, and no stray files.
     func assertKillsDoNotChangeTheResult(
-        _ name: String, kills: Int, command: (String) -> [String], resume: (String) -> [String], seed: UInt64
+        _ name: String, kills: Int, command: (String) -> [String], resume: (String) -> [String], seedOffset: UInt64
     ) throws {
         let straight = temporaryFolder().appendingPathComponent("straight").path
         let started = Date()
         let run = try parscale(command(straight))
         XCTAssertEqual(run.status, 0, run.err)
-        let duration = Date().timeIntervalSince(started)
-        var clock = KillClock(state: seed)
-        let delays = (0..<kills).map { _ in 0.05 * duration + 0.9 * duration * clock.next() }
+        let duration = Date().timeIntervalSince(started), totalLines = metricLines(straight)
+        XCTAssertGreaterThan(totalLines, 1)
+        var clock = KillClock(state: faultSeed &+ seedOffset)
         let killed = temporaryFolder().appendingPathComponent("killed").path
-        let outcomes = try runWithKills(command(killed), resume: resume(killed), dir: killed, delays: delays)
-        let context = "\(name), PARSCALE_FAULT_SEED=\(seed): \(outcomes.joined(separator: "; "))"
-        print(String(format: "fault trial %@: straight %.2f s; %@", name, duration, outcomes.joined(separator: "; ")))
+        let outcomes = try runWithKills(
+            command(killed), resume: resume(killed), dir: killed, kills: kills, totalLines: totalLines,
+            lineSeconds: min(0.3, duration / Double(totalLines)), clock: &clock)
+        let context = "\(name), PARSCALE_FAULT_SEED=\(faultSeed): \(outcomes.joined(separator: "; "))"
+        print(String(format: "fault trial %@: straight %.2f s, %d metric lines; %@", name, duration, totalLines, outcomes.joined(separator: "; ")))
+        XCTAssertGreaterThan(outcomes.filter { $0.contains("killed") }.count, kills / 2, context)
         try assertSameRun(killed, straight, context)
     }
 
@@ -124,7 +147,7 @@ final class FaultTests: XCTestCase {
                      "--eval-every", "4", "--checkpoint-every", "1", "--eval-windows", "2", "--task-examples", "0", "--backend", "cpu"]
         try assertKillsDoNotChangeTheResult(
             "pretrain", kills: 6, command: { ["pretrain", "--out", $0] + flags }, resume: { ["pretrain", "--out", $0, "--resume"] },
-            seed: faultSeed)
+            seedOffset: 0)
     }
 
     func testRecycleKilledAtRandomMomentsResumesToTheSameResult() throws {
@@ -136,12 +159,12 @@ final class FaultTests: XCTestCase {
                      "--batch", "2", "--eval-every", "4", "--checkpoint-every", "1", "--eval-windows", "2", "--task-examples", "0"]
         try assertKillsDoNotChangeTheResult(
             "recycle", kills: 6, command: { ["recycle", "--out", $0] + flags }, resume: { ["recycle", "--out", $0, "--resume"] },
-            seed: faultSeed &+ 1)
+            seedOffset: 1)
     }
 
     func testSweepKilledAtRandomMomentsResumesToTheSameResult() throws {
         let sweep = { (dir: String) in ["sweep", "--preset", "tiny", "--out", dir, "--sizes", "32", "--P", "1,2", "--tokens", "2048"] }
-        try assertKillsDoNotChangeTheResult("sweep", kills: 6, command: sweep, resume: sweep, seed: faultSeed &+ 2)
+        try assertKillsDoNotChangeTheResult("sweep", kills: 6, command: sweep, resume: sweep, seedOffset: 2)
     }
 
     // MARK: - Full disk, read-only folder
