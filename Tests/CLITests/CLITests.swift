@@ -245,6 +245,33 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.err.contains("/nonexistent/sweep"), bad.err)
     }
 
+    /// `sweep --slurm FILE`: a job array with one run per task, the binary and flags baked in, run
+    /// from this folder, a log per task (Tools/cluster-check.sh submits it to a real Slurm).
+    func testSweepWritesASlurmArrayScript() throws {
+        let dir = temporaryFolder().path
+        let script = dir + "/grid.sbatch"
+        let run = try parscale(["sweep", "--preset", "tiny", "--out", dir + "/study", "--seeds", "0,1", "--slurm", script])
+        XCTAssertEqual(run.status, 0, run.err)
+        let text = try String(contentsOfFile: script, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("#!/bin/bash\n"), text)
+        XCTAssertTrue(text.contains("#SBATCH --array=0-11\n"), text)  // 3 sizes x 2 P x 2 seeds
+        XCTAssertTrue(text.contains("#SBATCH --output=\(dir)/study/logs/task-%a.log\n"), text)
+        XCTAssertTrue(text.contains("#SBATCH --chdir=\(FileManager.default.currentDirectoryPath)\n"), text)
+        XCTAssertTrue(text.contains("runs=(h32-p1-s0 h32-p1-s1 h32-p2-s0 h32-p2-s1 h48-p1-s0"), text)
+        XCTAssertTrue(
+            text.contains("exec \(binary.resolvingSymlinksInPath().path) sweep --preset tiny --out \(dir)/study --seeds 0,1 --only \"$run\"\n"), text)
+        XCTAssertEqual(FileManager.default.isExecutableFile(atPath: script), true)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/study/plan.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/study/logs"))
+        // Every #SBATCH line comes before the first command, or sbatch ignores it.
+        let lines = text.split(separator: "\n")
+        let firstCommand = try XCTUnwrap(lines.firstIndex { !$0.hasPrefix("#") })
+        XCTAssertFalse(lines[firstCommand...].contains { $0.hasPrefix("#SBATCH") }, text)
+        let both = try parscale(["sweep", "--preset", "tiny", "--out", dir + "/study", "--emit-jobs", "--slurm", script])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.err.contains("--emit-jobs or --slurm"), both.err)
+    }
+
     /// A tiny ablation end to end: P = 1 runs shared by the recipes, cells paired by seed, the
     /// table in JSON, in ablation.md and in the report.
     func testTinyAblationTabulatesRecipesAgainstP1() throws {
