@@ -146,7 +146,8 @@ public final class Trainer {
     /// What a killed process leaves behind, tidied before a run continues: a save killed between
     /// its two renames leaves only checkpoint.previous (put back); one killed after them, a
     /// checkpoint.previous beside the new checkpoint, perhaps half removed; one killed while writing,
-    /// checkpoint.partial; an atomic write, its temporary file (`.NAME.tmp-PID-N`). Those are removed.
+    /// checkpoint.partial; an atomic write, its temporary file (`.NAME.tmp-PID-N`); `requireWritable`,
+    /// its probe. Those are removed.
     static func recoverInterruptedSave(_ run: String) {
         let fm = FileManager.default
         let dir = checkpointDirectory(run), previous = dir + ".previous"
@@ -156,16 +157,19 @@ public final class Trainer {
         try? fm.removeItem(atPath: previous)
         try? fm.removeItem(atPath: dir + ".partial")
         for folder in [run, dir] {
-            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? []
+            where name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(writeCheckPrefix)) {
                 try? fm.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
             }
         }
     }
 
+    static let writeCheckPrefix = ".parscale-write-check-"
+
     /// Fails early, naming the folder, when files cannot be made in the run folder (read-only,
     /// no permission): checkpoints and metrics could not be saved.
     static func requireWritable(_ run: String) throws {
-        let probe = (run as NSString).appendingPathComponent(".parscale-write-check-\(getpid())")
+        let probe = (run as NSString).appendingPathComponent("\(writeCheckPrefix)\(getpid())")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
