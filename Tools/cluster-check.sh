@@ -3,8 +3,10 @@
 #   1. serially: parscale sweep;
 #   2. through GNU parallel: parscale sweep --emit-jobs | parallel (the printed commands unchanged);
 #   3. as a Slurm job array: parscale sweep --slurm FILE, submitted with sbatch to a one-node Slurm
-#      started here (Tools/slurm-local.sh: slurmctld, slurmd and munged of its own, stopped at the end).
-# Every run's validation loss must be the same to the bit in the three folders, every run must
+#      started here (Tools/slurm-local.sh: slurmctld, slurmd and munged of its own, stopped at the end);
+#   4. the same array in a second folder, cancelled (scancel) once a run has a checkpoint, then
+#      submitted again: the tasks resume.
+# Every run's validation loss must be the same to the bit in all folders, every run must
 # have its result, and `fit` and `report` must read the parallel and Slurm folders. Prints the wall
 # time of each way. Exits non-zero on any difference or failure.
 #   bash Tools/cluster-check.sh [--binary PATH] [--keep DIR] [--grid "SWEEP FLAGS"]
@@ -62,10 +64,24 @@ t3=$(now)
 timeout 1800 sbatch --wait --quiet "$work/grid.sbatch" || { tail -20 "$work"/slurm/logs/task-*.log >&2; fail "the Slurm job array failed"; }
 t4=$(now)
 
+# Cancelled part way, submitted again: the tasks resume their runs.
+"$bin" sweep "${flags[@]}" --out "$work/resumed" --slurm "$work/resumed.sbatch" 2> /dev/null
+job=$(sbatch --parsable "$work/resumed.sbatch")
+for _ in $(seq 1 1200); do
+  compgen -G "$work/resumed/runs/*/checkpoint" > /dev/null && break
+  sleep 0.25
+done
+compgen -G "$work/resumed/runs/*/checkpoint" > /dev/null || fail "no run of the array reached a checkpoint"
+scancel "$job"
+for _ in $(seq 1 120); do [ -z "$(squeue -h -j "$job" 2>/dev/null)" ] && break; sleep 0.5; done
+finished=$({ compgen -G "$work/resumed/runs/*/result.json" || true; } | wc -l)
+timeout 1800 sbatch --wait --quiet "$work/resumed.sbatch" || { tail -20 "$work"/resumed/logs/task-*.log >&2; fail "the resubmitted Slurm job array failed"; }
+resumed=$(cat "$work"/resumed/logs/task-*.log | grep -c "resuming" || true)
+
 # The same runs, bit for bit: JSONEncoder writes each double's shortest exact digits.
 runs=$(cd "$work/serial/runs" && ls)
 [ "$(echo "$runs" | wc -l)" -eq "$jobs" ] || fail "the serial sweep has $(echo "$runs" | wc -l) runs, --emit-jobs printed $jobs"
-for way in parallel slurm; do
+for way in parallel slurm resumed; do
   for run in $runs; do
     result="$work/$way/runs/$run/result.json"
     [ -f "$result" ] || fail "$way: $run has no result.json"
@@ -80,6 +96,9 @@ done
 logs=$(ls "$work"/slurm/logs/task-*.log | wc -l)
 [ "$logs" -eq "$jobs" ] || fail "$logs Slurm task logs for $jobs runs"
 
-echo "cluster-check: $jobs runs ($grid), the same validation losses to the bit three ways; fit and report read them"
-echo "cluster-check: serial $(seconds "$t0" "$t1") s; GNU parallel -j $(nproc) $(seconds "$t1" "$t2") s; Slurm array on $(nproc) CPUs $(seconds "$t3" "$t4") s (sbatch --wait, submission to end)"
+# When the array's last result was written (sbatch --wait itself notices the end only at its next poll).
+last=$(stat -c %.3Y "$work"/slurm/runs/*/result.json | sort -n | tail -1)
+echo "cluster-check: $jobs runs ($grid), the same validation losses to the bit serially, through parallel, on Slurm and resumed on Slurm; fit and report read them"
+echo "cluster-check: serial $(seconds "$t0" "$t1") s; GNU parallel -j $(nproc) $(seconds "$t1" "$t2") s; Slurm array on $(nproc) CPUs: last result $(seconds "$t3" "$last") s after submission, sbatch --wait returned after $(seconds "$t3" "$t4") s"
+echo "cluster-check: the array cancelled with $finished of $jobs runs finished and submitted again: $resumed tasks resumed a checkpoint, the same losses"
 echo "cluster-check: fit on the Slurm runs: $(cat "$work/slurm-fit.json")"

@@ -293,7 +293,7 @@ public final class Trainer {
             throw TrainingError(
                 "step \(state.step): cannot write the checkpoint (\(error)); "
                     + (lastCheckpointStep >= 0
-                        ? "the previous checkpoint (step \(lastCheckpointStep)) in \(dir) is intact: free space, then --resume"
+                        ? "the previous checkpoint (step \(lastCheckpointStep)) in \(dir) is intact; make room (free space, a higher file size limit), then --resume"
                         : "no checkpoint was saved before this one"))
         }
         try? fm.removeItem(atPath: previous)

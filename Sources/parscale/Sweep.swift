@@ -139,6 +139,7 @@ extension SweepCommand {
             #SBATCH --job-name=parscale-sweep
             #SBATCH --array=0-\(runs.count - 1)
             #SBATCH --output=\(logs)/task-%a.log
+            #SBATCH --open-mode=append
             #SBATCH --chdir=\(cwd)
             #SBATCH --requeue
             set -euo pipefail

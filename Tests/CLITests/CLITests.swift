@@ -255,7 +255,7 @@ final class CLITests: XCTestCase {
         let text = try String(contentsOfFile: script, encoding: .utf8)
         XCTAssertTrue(text.hasPrefix("#!/bin/bash\n"), text)
         XCTAssertTrue(text.contains("#SBATCH --array=0-11\n"), text)  // 3 sizes x 2 P x 2 seeds
-        XCTAssertTrue(text.contains("#SBATCH --output=\(dir)/study/logs/task-%a.log\n"), text)
+        XCTAssertTrue(text.contains("#SBATCH --output=\(dir)/study/logs/task-%a.log\n#SBATCH --open-mode=append\n"), text)
         XCTAssertTrue(text.contains("#SBATCH --chdir=\(FileManager.default.currentDirectoryPath)\n"), text)
         XCTAssertTrue(text.contains("runs=(h32-p1-s0 h32-p1-s1 h32-p2-s0 h32-p2-s1 h48-p1-s0"), text)
         XCTAssertTrue(
