@@ -180,10 +180,10 @@ final class FaultTests: XCTestCase {
     let shortRun = ["--size", "tiny", "--P", "2", "--prefix-tokens", "4", "--steps", "4", "--seq", "16", "--batch", "2",
                     "--checkpoint-every", "1", "--eval-windows", "2", "--task-examples", "0", "--backend", "cpu"]
 
-    /// A run stopped with a checkpoint at step 2 of 4.
-    func stoppedRun(in dir: String) throws -> String {
+    /// A run (`shortRun` + `flags`) stopped with a checkpoint at step 2 of 4.
+    func stoppedRun(in dir: String, _ flags: [String] = []) throws -> String {
         let run = dir + "/run"
-        let first = try parscale(["pretrain", "--out", run, "--stop-after", "2"] + shortRun)
+        let first = try parscale(["pretrain", "--out", run, "--stop-after", "2"] + shortRun + flags)
         XCTAssertEqual(first.status, 0, first.err)
         return run
     }
@@ -207,11 +207,15 @@ final class FaultTests: XCTestCase {
 
     /// A file size limit (as `ulimit -f`) below the weights file: the write fails with EFBIG (parscale
     /// ignores SIGXFSZ). Where the test may mount a file system (root, CAP_SYS_ADMIN), also a
-    /// tmpfs with room for one checkpoint but not two: ENOSPC at the second.
+    /// tmpfs with room for one checkpoint but not two: ENOSPC at the second. The limit is 1 MiB and
+    /// the model a little wider than `tiny` (1.7 MB of weights): ThreadSanitizer's runtime itself
+    /// dies under a limit of 400 KiB.
     func testAFullDiskWhileCheckpointingIsAClearErrorAndKeepsThePreviousCheckpoint() throws {
-        let run = try stoppedRun(in: temporaryFolder().path)
+        let wider = ["--hidden", "128", "--intermediate", "352"]
+        let run = try stoppedRun(in: temporaryFolder().path, wider)
         let before = snapshot(run + "/checkpoint")
-        let limited = try parscale(["pretrain", "--out", run, "--resume"], wrapper: ["/bin/bash", "-c", "ulimit -f 64 && exec \"$@\"", "bash"])
+        XCTAssertGreaterThan(before["model.safetensors"]?.count ?? 0, 1 << 20)
+        let limited = try parscale(["pretrain", "--out", run, "--resume"], wrapper: ["/bin/bash", "-c", "ulimit -f 1024 && exec \"$@\"", "bash"])
         try assertFailedSaveKeptTheCheckpoint(limited, run: run, before: before, previous: 2, reason: "File too large")
         let resumed = try parscale(["pretrain", "--out", run, "--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
@@ -227,7 +231,7 @@ final class FaultTests: XCTestCase {
         }
         addTeardownBlock { _ = try? self.runTool("/bin/umount", ["-l", mountPoint]) }
         let onTmpfs = mountPoint + "/run"
-        let full = try parscale(["pretrain", "--out", onTmpfs] + shortRun)
+        let full = try parscale(["pretrain", "--out", onTmpfs] + shortRun + wider)
         let step1 = snapshot(onTmpfs + "/checkpoint")
         XCTAssertEqual(withoutTimes(try jsonFile(onTmpfs + "/checkpoint/trainer_state.json"))["step"] as? Int, 1, full.err)
         try assertFailedSaveKeptTheCheckpoint(full, run: onTmpfs, before: step1, previous: 1, reason: "No space left on device")
