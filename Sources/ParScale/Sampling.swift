@@ -92,6 +92,8 @@ public enum ByteTokenizer {
 public enum Generator {
     public struct Result {
         public var tokens: [[Int32]]  // new tokens per sequence
+        /// log softmax(logits)[token] of each new token: the model's own (untempered) probability.
+        public var logProbabilities: [[Float]]
         public var prefillSeconds: Double
         public var decodeSeconds: Double  // every step after the first token
     }
@@ -111,6 +113,7 @@ public enum Generator {
         }
         let V = model.config.vocabSize
         var generated = [[Int32]](repeating: [], count: B)
+        var logProbabilities = [[Float]](repeating: [], count: B)
         var stopped = [Bool](repeating: false, count: B)
         var start = DispatchTime.now().uptimeNanoseconds
         var logits = try model.forward(tokens: prompts, cache: cache, logits: .last)
@@ -122,6 +125,9 @@ public enum Generator {
             }
             for b in 0..<B where !stopped[b] {
                 generated[b].append(next[b])
+                logProbabilities[b].append(logits.withUnsafeBufferPointer {
+                    logSoftmax(UnsafeBufferPointer(rebasing: $0[b * V..<(b + 1) * V]), at: Int(next[b]))
+                })
                 stopped[b] = stopIds.contains(next[b])
             }
             onStep?(next)
@@ -131,6 +137,14 @@ public enum Generator {
             }
         }
         let decode = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return Result(tokens: generated, prefillSeconds: prefill, decodeSeconds: decode)
+        return Result(tokens: generated, logProbabilities: logProbabilities, prefillSeconds: prefill, decodeSeconds: decode)
+    }
+
+    /// log softmax(logits)[index], with the maximum subtracted first so exp cannot overflow.
+    public static func logSoftmax(_ logits: UnsafeBufferPointer<Float>, at index: Int) -> Float {
+        let top = logits.max() ?? 0
+        var sum: Double = 0
+        for x in logits { sum += Double(expf(x - top)) }
+        return logits[index] - top - Float(log(sum))
     }
 }

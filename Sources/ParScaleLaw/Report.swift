@@ -117,17 +117,35 @@ public enum Report {
                 }))
         }
 
+        // A frontier measured in the same folder (`parscale frontier --out DIR`).
+        let frontierPoints = FileManager.default.fileExists(atPath: Frontier.planPath(dir)) ? try FrontierReport.points(dir: dir) : []
+        if !frontierPoints.isEmpty {
+            let frontier = FrontierReport.build(frontierPoints)
+            plots.merge(frontier.plots) { $1 }
+            tables += frontier.tables
+        }
         let title = "ParScale study: \((dir as NSString).lastPathComponent)"
+        let (html, markdown) = page(title: title, intro: "\(allResults.count) runs. Made by `parscale report`.", plots: plots, tables: tables)
+        return Output(html: html, markdown: markdown, plots: plots)
+    }
+
+    /// One self-contained HTML page (plots inline) and its Markdown twin (plots as files beside it).
+    static func page(
+        title: String, intro: String, plots: [String: String], tables: [(title: String, header: [String], rows: [[String]])]
+    ) -> (html: String, markdown: String) {
+        // `code` in the intro becomes <code>code</code>.
+        let introHTML = escape(intro).split(separator: "`", omittingEmptySubsequences: false).enumerated()
+            .map { $0.offset % 2 == 1 ? "<code>\($0.element)</code>" : String($0.element) }.joined()
         var html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
             <style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}
             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}figure{margin:1em 0}</style></head><body>
             <h1>\(escape(title))</h1>
-            <p>\(allResults.count) runs. Made by <code>parscale report</code>.</p>
+            <p>\(introHTML)</p>
 
             """
-        var markdown = "# \(title)\n\n\(allResults.count) runs. Made by `parscale report`.\n\n"
+        var markdown = "# \(title)\n\n\(intro)\n\n"
         for name in plots.keys.sorted() {
             html += "<figure>\(plots[name]!)</figure>\n"
             markdown += "![\(name)](\(name))\n\n"
@@ -139,7 +157,7 @@ public enum Report {
             markdown += table.rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n\n"
         }
         html += "</body></html>\n"
-        return Output(html: html, markdown: markdown, plots: plots)
+        return (html, markdown)
     }
 
     /// Writes DIR/report.html, DIR/report.md and the SVG files; returns the HTML path.

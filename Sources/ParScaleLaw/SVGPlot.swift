@@ -9,12 +9,21 @@ public struct SVGPlot {
         public var line: Bool
         public var markers: Bool
         public var dashed = false
-        public init(label: String, points: [(x: Double, y: Double, error: Double)], line: Bool, markers: Bool, dashed: Bool = false) {
+        /// Optional per point, in `points` order: a tooltip, and an asymmetric error bar (low, high)
+        /// drawn instead of ± error.
+        public var pointLabels: [String]?
+        public var pointErrors: [(low: Double, high: Double)]?
+        public init(
+            label: String, points: [(x: Double, y: Double, error: Double)], line: Bool, markers: Bool, dashed: Bool = false,
+            pointLabels: [String]? = nil, pointErrors: [(low: Double, high: Double)]? = nil
+        ) {
             self.label = label
             self.points = points
             self.line = line
             self.markers = markers
             self.dashed = dashed
+            self.pointLabels = pointLabels
+            self.pointErrors = pointErrors
         }
     }
 
@@ -40,7 +49,9 @@ public struct SVGPlot {
         let plotW = width - left - right, plotH = height - top - bottom
         func tx(_ x: Double) -> Double { logX ? log10(x) : x }
         var x0 = all.map { tx($0.x) }.min() ?? 0, x1 = all.map { tx($0.x) }.max() ?? 1
-        var y0 = all.map { $0.y - $0.error }.min() ?? 0, y1 = all.map { $0.y + $0.error }.max() ?? 1
+        let bars = series.flatMap { $0.pointErrors ?? [] }
+        var y0 = (all.map { $0.y - $0.error } + bars.map(\.low)).min() ?? 0
+        var y1 = (all.map { $0.y + $0.error } + bars.map(\.high)).max() ?? 1
         if x1 - x0 < 1e-12 { x0 -= 0.5; x1 += 0.5 }
         if y1 - y0 < 1e-12 { y0 -= 0.5; y1 += 0.5 }
         let padX = (x1 - x0) * 0.05, padY = (y1 - y0) * 0.08
@@ -81,17 +92,21 @@ public struct SVGPlot {
         svg += "<text x=\"16\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(top + plotH / 2)))\">\(escape(yLabel))</text>\n"
         for (index, s) in series.enumerated() {
             let color = Self.colors[index % Self.colors.count]
-            let points = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }.sorted { $0.x < $1.x }
+            let kept = s.points.indices.filter { s.points[$0].x.isFinite && s.points[$0].y.isFinite && (!logX || s.points[$0].x > 0) }
+                .sorted { s.points[$0].x < s.points[$1].x }
+            let points = kept.map { s.points[$0] }
             if s.line && points.count > 1 {
                 let path = points.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
                 svg += "<polyline class=\"series\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "") points=\"\(path)\"/>\n"
             }
             if s.markers {
-                for p in points {
-                    if p.error > 0 {
-                        svg += "<line x1=\"\(f(px(p.x)))\" y1=\"\(f(py(p.y - p.error)))\" x2=\"\(f(px(p.x)))\" y2=\"\(f(py(p.y + p.error)))\" stroke=\"\(color)\"/>"
+                for (p, i) in zip(points, kept) {
+                    let bar: (low: Double, high: Double) = s.pointErrors?[i] ?? (p.y - p.error, p.y + p.error)
+                    if bar.high > bar.low {
+                        svg += "<line x1=\"\(f(px(p.x)))\" y1=\"\(f(py(bar.low)))\" x2=\"\(f(px(p.x)))\" y2=\"\(f(py(bar.high)))\" stroke=\"\(color)\" stroke-opacity=\"0.5\"/>"
                     }
-                    svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"4\" fill=\"\(color)\"/>\n"
+                    let tip = s.pointLabels.map { "<title>\(escape($0[i]))</title>" } ?? ""
+                    svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"4\" fill=\"\(color)\">\(tip)</circle>\n"
                 }
             }
             let ly = top + 10 + Double(index) * 18

@@ -11,7 +11,7 @@ struct ParScaleCommand: ParsableCommand {
             Checkpoints are folders in the official Hugging Face layout (config.json + model.safetensors), \
             interchangeable with the official Qwen2ParScaleForCausalLM code. See README.md.
             """,
-        subcommands: [Info.self, Logits.self, Generate.self, Tokenize.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, Devices.self, Bench.self])
+        subcommands: [Info.self, Logits.self, Generate.self, Tokenize.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, FrontierCommand.self, Devices.self, Bench.self])
 
     static func main() {
         // Past a file size limit (ulimit -f) a write then fails with EFBIG, which names the file in a

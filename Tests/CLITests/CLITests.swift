@@ -457,4 +457,67 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: continued + "/checkpoint/generation_config.json"), generation)
         XCTAssertEqual(files(continued + "/checkpoint").filter { $0.hasPrefix("model") }, ["model.safetensors"])
     }
+
+    /// The frontier on two tiny random models: every point, the files, a resumed cell that gives
+    /// the same answers, and clear errors for bad flags.
+    func testFrontierOnTinyModelsWritesPointsAndResumes() throws {
+        let root = temporaryFolder()
+        let shape = ["--hidden", "32", "--layers", "1", "--heads", "4", "--kv-heads", "2", "--intermediate", "64", "--vocab", "256", "--tied"]
+        for P in [1, 2] {
+            let run = try parscale(["init", "--out", root.appendingPathComponent("p\(P)").path, "--P", "\(P)", "--prefix-tokens", "4"] + shape)
+            XCTAssertEqual(run.status, 0, run.err)
+        }
+        let out = root.appendingPathComponent("frontier").path
+        let args = ["frontier", "--models", root.appendingPathComponent("p1").path, root.appendingPathComponent("p2").path,
+                    "--prompts", "6", "--samples", "1,2", "--dtype", "f32,bf16", "--latency-prompts", "1", "--max-new-tokens", "10",
+                    "--out", out, "--backend", "cpu", "--json"]
+        let run = try parscale(args)
+        XCTAssertEqual(run.status, 0, run.err)
+        XCTAssertTrue(run.err.contains("6/6 prompts"), run.err)
+        let points = try XCTUnwrap(try json(run.out)["points"] as? [[String: Any]])
+        // 2 models x 2 dtypes x (greedy, 1 sample, and majority / log-prob / checker at n = 2).
+        XCTAssertEqual(points.count, 2 * 2 * 5)
+        for p in points {
+            let accuracy = try XCTUnwrap(p["accuracy"] as? Double), low = try XCTUnwrap(p["low"] as? Double), high = try XCTUnwrap(p["high"] as? Double)
+            XCTAssertTrue(low <= accuracy && accuracy <= high, "\(p)")
+            XCTAssertGreaterThan(p["flops_per_question"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(p["latency_batched_s"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(p["memory_measured_bytes"] as? Int ?? 0, 0)
+        }
+        func greedy(_ model: String, _ dtype: String) -> [String: Any]? {
+            points.first { $0["model"] as? String == model && $0["dtype"] as? String == dtype && $0["strategy"] as? String == "greedy" }
+        }
+        // Two streams cost more than one on the same backbone, and bf16 weights count half the bytes.
+        XCTAssertGreaterThan(greedy("p2", "F32")?["flops_per_question"] as? Double ?? 0, greedy("p1", "F32")?["flops_per_question"] as? Double ?? .infinity)
+        XCTAssertLessThan(greedy("p1", "BF16")?["memory_counted_bytes"] as? Int ?? .max, greedy("p1", "F32")?["memory_counted_bytes"] as? Int ?? 0)
+        for file in ["frontier.html", "frontier.md", "frontier.json", "frontier-flops.svg", "frontier-latency.svg", "frontier-plan.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
+        }
+        // A cell cut after 3 prompts (as an interruption leaves it) continues to the same answers.
+        let cellPath = out + "/frontier-cells/p2-F32.json"
+        let whole = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cellPath))) as? [String: Any])
+        var cut = whole
+        cut["questions"] = Array((whole["questions"] as! [Any]).prefix(3))
+        cut["latency"] = nil
+        cut["memory"] = nil
+        try JSONSerialization.data(withJSONObject: cut).write(to: URL(fileURLWithPath: cellPath))
+        let again = try parscale(args)
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertEqual(again.err.components(separatedBy: "done before, skipped").count - 1, 3, again.err)
+        let resumed = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cellPath))) as? [String: Any])
+        XCTAssertEqual((resumed["questions"] as? NSArray)?.count, 6)
+        XCTAssertEqual(resumed["questions"] as? NSArray, whole["questions"] as? NSArray)
+        // Other settings in the same folder, and bad flags, are refused with the flag named.
+        let changed = try parscale(args.map { $0 == "1,2" ? "1,4" : $0 })
+        XCTAssertNotEqual(changed.status, 0)
+        XCTAssertTrue(changed.err.contains("frontier-plan.json"), changed.err)
+        for (bad, expected) in [(["--dtype", "f8"], "--dtype"), (["--samples", "0,2"], "--samples"), (["--temperature", "0"], "--temperature")] {
+            let r = try parscale(["frontier", "--models", root.appendingPathComponent("p1").path, "--out", out + "-bad"] + bad)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.err.contains(expected), r.err)
+        }
+        let missing = try parscale(["frontier", "--models", "/nonexistent/model", "--out", out + "-missing"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.err.contains("/nonexistent/model"), missing.err)
+    }
 }

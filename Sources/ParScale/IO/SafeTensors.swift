@@ -23,6 +23,16 @@ public enum SafeTensorsDType: String, CaseIterable, Sendable {
         }
     }
 
+    /// `x` as this float type stores it (round to nearest even), back in float32: what a model whose
+    /// weights are kept in this type computes with when it computes in float32.
+    public func rounded(_ x: Float) -> Float {
+        switch self {
+        case .F16: return Float(Float16(x))
+        case .BF16: return Float(bitPattern: UInt32(SafeTensorsWriter.bfloat16Bits(x)) << 16)
+        default: return x
+        }
+    }
+
     /// F32, F16 and BF16 (read with `floats`); I64 and I32 are read with `int64s`.
     public var isFloat: Bool {
         switch self {
