@@ -38,7 +38,9 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var write: ModelWriteFlags
     @Option(help: "Run only this run of the grid (as printed by --emit-jobs).") var only: String?
     @Flag(name: .customLong("emit-jobs"), help: "Print one command per run instead of running them (for GNU parallel or any scheduler).") var emitJobs = false
-    @Option(help: "Write a Slurm job-array script to this file (one run per array task; submit with sbatch) instead of running.")
+    @Option(help: ArgumentHelp(
+        "Write a Slurm job-array script to this file (one run per array task; submit with sbatch) instead of running.",
+        valueName: "file"))
     var slurm: String?
 
     func validate() throws {
