@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # OpenBLAS (CPU backend), the Vulkan loader and headers, and lavapipe (a Vulkan driver on the CPU,
 # so `parscale devices` and the Vulkan tests run on a machine without a GPU); for the tests, glslc
 # (the committed SPIR-V is checked against Shaders/) and the Khronos validation layer (every Vulkan
-# test runs under it).
-packages=(libopenblas-dev libvulkan-dev pkg-config mesa-vulkan-drivers glslc vulkan-validationlayers)
+# test runs under it); for Tools/cluster-check.sh, Slurm, munge and GNU parallel.
+packages=(libopenblas-dev libvulkan-dev pkg-config mesa-vulkan-drivers glslc vulkan-validationlayers slurm-wlm munge parallel)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -53,6 +53,10 @@ public protocol Backend: AnyObject {
     /// trainer's state) fit in the backend's memory; throws a ModelError naming `what` and the size
     /// where they do not (`allocate` cannot fail). The CPU backend does not check.
     func reserve(_ count: Int, for what: String) throws
+    /// `allocate`, checked: a ModelError naming `what` where the tensor does not fit (`reserve`) or
+    /// the driver refuses it. The large buffers (a KV cache, activations, a training step's
+    /// workspace) are made through this, so that running out of device memory is an error, not a crash.
+    func allocate(_ count: Int, for what: String) throws -> Tensor
 
     // MARK: forward
 
@@ -158,6 +162,10 @@ public protocol Backend: AnyObject {
 extension Backend {
     public var maxTensorBytes: Int? { nil }
     public func reserve(_ count: Int, for what: String) throws {}
+    public func allocate(_ count: Int, for what: String) throws -> Tensor {
+        try reserve(count, for: what)
+        return allocate(count)
+    }
 }
 
 /// One accumulator of a training step (its loss, its squared gradient norm) kept where the backend

@@ -44,13 +44,16 @@ public final class ParScaleModel {
     /// The view of one parameter tensor (see `ParameterLayout`).
     public func parameter(_ tensor: ParameterTensor) -> Tensor { parameters.slice(tensor) }
 
-    public func makeCache(batch: Int, capacity: Int) -> KVCache {
+    /// A KV cache for `batch` sequences of up to `capacity` tokens, the prefixes filled in; a
+    /// ModelError (naming the layer) where it does not fit in the backend's memory.
+    public func makeCache(batch: Int, capacity: Int) throws -> KVCache {
         let c = config, R = c.streams * batch
         let shape = attentionShape(batch: batch, newTokens: 0, startPosition: 0, capacity: capacity)
         let perLayer = R * c.numKeyValueHeads * shape.cacheCapacity * c.headDim
         var keys: [Tensor] = [], values: [Tensor] = []
-        for layer in layout.layers {
-            let k = backend.allocate(perLayer), v = backend.allocate(perLayer)
+        for (i, layer) in layout.layers.enumerated() {
+            let what = "the KV cache of layer \(i) (batch \(batch), \(capacity) tokens)"
+            let k = try backend.allocate(perLayer, for: what + ": keys"), v = try backend.allocate(perLayer, for: what + ": values")
             if let prefixK = layer.prefixK, let prefixV = layer.prefixV {
                 backend.fillPrefix(prefix: parameter(prefixK), cache: k, streams: c.streams, batch: batch, shape: shape)
                 backend.fillPrefix(prefix: parameter(prefixV), cache: v, streams: c.streams, batch: batch, shape: shape)
@@ -92,7 +95,7 @@ public final class ParScaleModel {
         try checkVocabulary(ids)
         let outRows = rowsWanted == .all ? B * S : B
         try checkTensorSizes(batch: B, sequence: S, outRows: outRows, cacheCapacity: cache.capacity)
-        let acts = inferenceActivations(batch: B, sequence: S, outRows: outRows)
+        let acts = try inferenceActivations(batch: B, sequence: S, outRows: outRows)
         let y = runForward(ids: ids, batch: B, sequence: S, cache: cache, acts: acts, training: false, observer: observer)
         // 8. Output head (the embedding when tied).
         var headInput = y
@@ -226,54 +229,59 @@ public final class ParScaleModel {
         let embedded, finalNormed, feat, aggPre, aggAct, aggLogits, aggWeights, y, headInput, logits: Tensor
 
         /// `keepEveryLayer`: training (distinct buffers per layer, residual stream kept per layer);
-        /// otherwise one set serves every layer and the residual stream is updated in place.
-        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) {
+        /// otherwise one set serves every layer and the residual stream is updated in place. A
+        /// buffer that does not fit is a ModelError naming it (`Backend.allocate(_:for:)`).
+        init(config c: ModelConfig, backend: Backend, rows: Int, sequenceRows n: Int, outRows: Int, keepEveryLayer: Bool) throws {
             self.rows = rows
             self.sequenceRows = n
             self.outRows = outRows
             let H = c.hiddenSize, P = c.streams, I = c.intermediateSize
             let qkvWidth = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim
-            func layerSet(xIn: Tensor) -> Layer {
-                let keep = keepEveryLayer
+            func make(_ count: Int, _ name: String) throws -> Tensor {
+                try backend.allocate(count, for: "the activations of \(rows) rows (\(name))")
+            }
+            func layerSet(xIn: Tensor, _ i: Int) throws -> Layer {
+                let keep = keepEveryLayer, at = keep ? "layer \(i) " : ""
                 return Layer(
-                    xIn: xIn, h1: backend.allocate(rows * H), qkv: backend.allocate(rows * qkvWidth),
-                    attn: backend.allocate(rows * c.numAttentionHeads * c.headDim),
-                    logSumExp: backend.allocate(keep ? rows * c.numAttentionHeads : 0),
-                    xMid: keep ? backend.allocate(rows * H) : xIn, h2: backend.allocate(rows * H),
-                    gateUp: backend.allocate(rows * 2 * I), act: backend.allocate(rows * I),
-                    xOut: keep ? backend.allocate(rows * H) : xIn)
+                    xIn: xIn, h1: try make(rows * H, at + "h1"), qkv: try make(rows * qkvWidth, at + "qkv"),
+                    attn: try make(rows * c.numAttentionHeads * c.headDim, at + "attention"),
+                    logSumExp: try make(keep ? rows * c.numAttentionHeads : 0, at + "logsumexp"),
+                    xMid: keep ? try make(rows * H, at + "residual") : xIn, h2: try make(rows * H, at + "h2"),
+                    gateUp: try make(rows * 2 * I, at + "gate/up"), act: try make(rows * I, at + "mlp"),
+                    xOut: keep ? try make(rows * H, at + "output") : xIn)
             }
             var layers: [Layer] = []
             if keepEveryLayer {
-                var x = backend.allocate(rows * H)
-                for _ in 0..<c.numHiddenLayers {
-                    let layer = layerSet(xIn: x)
+                var x = try make(rows * H, "input")
+                for i in 0..<c.numHiddenLayers {
+                    let layer = try layerSet(xIn: x, i)
                     layers.append(layer)
                     x = layer.xOut
                 }
             } else {
-                layers = Array(repeating: layerSet(xIn: backend.allocate(rows * H)), count: c.numHiddenLayers)
+                layers = Array(repeating: try layerSet(xIn: try make(rows * H, "residual"), 0), count: c.numHiddenLayers)
             }
             self.layers = layers
-            embedded = backend.allocate(n * H)
-            finalNormed = backend.allocate(rows * H)
-            feat = backend.allocate(P > 1 ? n * P * H : 0)
-            aggPre = backend.allocate(P > 1 ? n * H : 0)
-            aggAct = backend.allocate(P > 1 ? n * H : 0)
-            aggLogits = backend.allocate(n * P)
-            aggWeights = backend.allocate(n * P)
-            y = backend.allocate(n * H)
-            headInput = backend.allocate(outRows * H)
-            logits = backend.allocate(outRows * c.vocabSize)
+            embedded = try make(n * H, "embeddings")
+            finalNormed = try make(rows * H, "final norm")
+            feat = try make(P > 1 ? n * P * H : 0, "stream features")
+            aggPre = try make(P > 1 ? n * H : 0, "aggregator hidden")
+            aggAct = try make(P > 1 ? n * H : 0, "aggregator activation")
+            aggLogits = try make(n * P, "aggregator logits")
+            aggWeights = try make(n * P, "aggregator weights")
+            y = try make(n * H, "mixed output")
+            headInput = try make(outRows * H, "head input")
+            logits = try make(outRows * c.vocabSize, "logits")
         }
     }
 
     /// Buffers sized for exactly this call's shape, kept while the shape repeats (decode steps
     /// repeat one shape; a new shape, such as the prefill before them, gets its own).
-    func inferenceActivations(batch B: Int, sequence S: Int, outRows: Int) -> Activations {
+    func inferenceActivations(batch B: Int, sequence S: Int, outRows: Int) throws -> Activations {
         let rows = config.streams * B * S
         if let a = inference, a.rows == rows, a.sequenceRows == B * S, a.outRows == outRows { return a }
-        let a = Activations(
+        inference = nil  // its memory is free for the new shape's
+        let a = try Activations(
             config: config, backend: backend, rows: rows, sequenceRows: B * S, outRows: outRows, keepEveryLayer: false)
         inference = a
         return a

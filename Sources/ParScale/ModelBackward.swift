@@ -10,30 +10,33 @@ final class TrainingWorkspace {
     let dResidual, dH, dQKV, dAttn, dGateUp, dAct, dKeys, dValues: Tensor
     let dNormed, dY, dFeat, dAggAct, dAggPre, dAggLogits, dEmbedded: Tensor
 
-    init(model: ParScaleModel, backend: Backend, batch B: Int, sequence S: Int) {
+    init(model: ParScaleModel, backend: Backend, batch B: Int, sequence S: Int) throws {
         let c = model.config
         let P = c.streams, H = c.hiddenSize, I = c.intermediateSize, n = B * S, rows = P * n
         batch = B
         sequence = S
-        acts = .init(config: c, backend: backend, rows: rows, sequenceRows: n, outRows: n, keepEveryLayer: true)
-        cache = model.makeCache(batch: B, capacity: S)
-        losses = backend.allocate(n)
+        acts = try .init(config: c, backend: backend, rows: rows, sequenceRows: n, outRows: n, keepEveryLayer: true)
+        cache = try model.makeCache(batch: B, capacity: S)
+        func make(_ count: Int, _ name: String) throws -> Tensor {
+            try backend.allocate(count, for: "a training step's gradients of \(rows) rows (\(name))")
+        }
+        losses = try make(n, "losses")
         let shape = model.attentionShape(batch: B, newTokens: S, startPosition: 0, capacity: S)
-        dResidual = backend.allocate(rows * H)
-        dH = backend.allocate(rows * H)
-        dQKV = backend.allocate(rows * shape.qkvStride)
-        dAttn = backend.allocate(rows * c.numAttentionHeads * c.headDim)
-        dGateUp = backend.allocate(rows * 2 * I)
-        dAct = backend.allocate(rows * I)
-        dKeys = backend.allocate(cache.keys[0].count)
-        dValues = backend.allocate(cache.keys[0].count)
-        dNormed = backend.allocate(P > 1 ? rows * H : 0)
-        dY = backend.allocate(n * H)
-        dFeat = backend.allocate(P > 1 ? n * P * H : 0)
-        dAggAct = backend.allocate(P > 1 ? n * H : 0)
-        dAggPre = backend.allocate(P > 1 ? n * H : 0)
-        dAggLogits = backend.allocate(n * P)
-        dEmbedded = backend.allocate(n * H)
+        dResidual = try make(rows * H, "residual")
+        dH = try make(rows * H, "hidden")
+        dQKV = try make(rows * shape.qkvStride, "qkv")
+        dAttn = try make(rows * c.numAttentionHeads * c.headDim, "attention")
+        dGateUp = try make(rows * 2 * I, "gate/up")
+        dAct = try make(rows * I, "mlp")
+        dKeys = try make(cache.keys[0].count, "keys")
+        dValues = try make(cache.keys[0].count, "values")
+        dNormed = try make(P > 1 ? rows * H : 0, "final norm")
+        dY = try make(n * H, "mixed output")
+        dFeat = try make(P > 1 ? n * P * H : 0, "stream features")
+        dAggAct = try make(P > 1 ? n * H : 0, "aggregator activation")
+        dAggPre = try make(P > 1 ? n * H : 0, "aggregator hidden")
+        dAggLogits = try make(n * P, "aggregator logits")
+        dEmbedded = try make(n * H, "embeddings")
     }
 }
 
@@ -84,7 +87,8 @@ extension ParScaleModel {
         if let t = training, t.batch == B, t.sequence == S {
             w = t
         } else {
-            w = TrainingWorkspace(model: self, backend: backend, batch: B, sequence: S)
+            training = nil  // its memory is free for the new shape's
+            w = try TrainingWorkspace(model: self, backend: backend, batch: B, sequence: S)
             training = w
         }
         let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
@@ -189,9 +193,9 @@ extension ParScaleModel {
         try checkVocabulary(targets)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
         let n = B * S, V = config.vocabSize
-        let acts = inferenceActivations(batch: B, sequence: S, outRows: n)
+        let acts = try inferenceActivations(batch: B, sequence: S, outRows: n)
         let y = runForward(
-            ids: inputs, batch: B, sequence: S, cache: makeCache(batch: B, capacity: S), acts: acts, training: false,
+            ids: inputs, batch: B, sequence: S, cache: try makeCache(batch: B, capacity: S), acts: acts, training: false,
             observer: nil)
         let logits = acts.logits.slice(0, n * V)
         backend.linear(

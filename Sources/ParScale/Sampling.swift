@@ -105,7 +105,7 @@ public enum Generator {
         stopIds: Set<Int32> = [], onStep: (([Int32]) -> Void)? = nil
     ) throws -> Result {
         let B = prompts.count
-        let cache = model.makeCache(batch: B, capacity: (prompts.first?.count ?? 0) + maxNewTokens)
+        let cache = try model.makeCache(batch: B, capacity: (prompts.first?.count ?? 0) + maxNewTokens)
         var samplers = (0..<B).map { b in
             var options = sampling
             options.seed = sampling.seed &+ UInt64(b)

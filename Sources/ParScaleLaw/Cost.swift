@@ -77,7 +77,7 @@ public enum CostModel {
         var runs: [(prefill: Double, total: Double)] = []
         var kvBytes = 0
         for _ in 0..<max(1, repeats) {
-            let cache = model.makeCache(batch: batch, capacity: prompt + new)
+            let cache = try model.makeCache(batch: batch, capacity: prompt + new)
             kvBytes = cache.floatCount * 4
             let start = DispatchTime.now().uptimeNanoseconds
             var logits = try model.forward(tokens: ids, cache: cache, logits: .last)

@@ -9,6 +9,10 @@ public struct DataSpec: Codable, Equatable, Sendable {
     /// Fingerprint of the tokenizer the text is read with (the model folder's tokenizer.json);
     /// nil for byte-level text.
     public var tokenizer: String?
+    /// FNV-1a of a text corpus's files (relative paths and contents, `TokenCorpus.contentHash`),
+    /// recorded when a run starts, so that a resume on changed data is refused (nil: synthetic data,
+    /// or a run saved before the hash was recorded).
+    public var contentHash: String?
     public static func synthetic(seed: UInt64) -> DataSpec { DataSpec(kind: "synthetic", path: nil, seed: seed) }
     public static func text(_ path: String, seed: UInt64, tokenizer: String? = nil) -> DataSpec {
         DataSpec(kind: "text", path: path, seed: seed, tokenizer: tokenizer)

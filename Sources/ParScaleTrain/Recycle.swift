@@ -71,7 +71,7 @@ public enum Recycler {
         let stream = try TokenStream(source: data.source, corpus: corpus, split: .train, seed: seed &+ 0x5EED)
         let spans = (0..<P).map { _ in stream.nextBatch(batch: 1, sequence: T).inputs }
         // A P = 1 model's cache for batch P is [P, KVH, T, hd] per layer: the prefix layout.
-        let cache = source.makeCache(batch: P, capacity: T)
+        let cache = try source.makeCache(batch: P, capacity: T)
         _ = try source.forward(tokens: spans, cache: cache, logits: .last)
         for (i, layer) in layout.layers.enumerated() {
             for (prefix, cached) in [(layer.prefixK, cache.keys[i]), (layer.prefixV, cache.values[i])] {

@@ -33,7 +33,7 @@ public final class Trainer {
 
     init(
         runDirectory: String, model: ParScaleModel, state: TrainerState, encoding: TextEncoding,
-        companionSource: String? = nil
+        companionSource: String? = nil, acceptChangedData: Bool = false
     ) throws {
         let o = state.options
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
@@ -49,6 +49,17 @@ public final class Trainer {
         try model.backend.reserve(3 * model.parameters.count, for: "the trainer's gradients and optimizer moments")
         // A tokenized corpus was made into the run's token cache before the run started.
         corpus = try o.data.corpus(encoding: encoding, cacheDirectory: Self.tokenCacheDirectory(runDirectory))
+        // A run continues on the text it started with: its hash is recorded at the start and checked on resume.
+        if let hash = corpus?.contentHash {
+            if let recorded = o.data.contentHash, recorded != hash, !acceptChangedData {
+                throw DataError(
+                    "\(o.data.path ?? ""): the training text changed since this run started (content hash \(hash), "
+                        + "recorded in trainer_state.json \(recorded)), so resuming would continue on other data. Restore the "
+                        + "original text, or continue on the text as it is now with --resume --accept-changed-data "
+                        + "(pretrain, recycle; in a sweep, remove the run's folder to train it again)")
+            }
+            self.state.options.data.contentHash = hash
+        }
         stream = try TokenStream(source: o.data.source, corpus: corpus, split: .train, seed: o.seed, position: state.stream)
         reparam = o.prefixReparam > 0 ? try PrefixReparam(model: model, hiddenSize: o.prefixReparam, seed: o.seed) : nil
         optimizer = AdamW(model: model, options: o.optimizer, freezeBackbone: o.freezeBackbone, freezePrefixes: reparam != nil)
@@ -64,7 +75,12 @@ public final class Trainer {
         if FileManager.default.fileExists(atPath: checkpointDirectory(runDirectory)) {
             throw TrainingError("\(runDirectory) already holds a run: pass --resume to continue it, or choose another --out")
         }
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("\(runDirectory): cannot create the run folder (\(error.localizedDescription)); choose a writable --out")
+        }
+        try requireWritable(runDirectory)
         try? FileManager.default.removeItem(atPath: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
         return try Trainer(
             runDirectory: runDirectory, model: model, state: TrainerState(options: options, recipe: recipe), encoding: encoding,
@@ -72,7 +88,9 @@ public final class Trainer {
     }
 
     /// Continues the run saved in `runDirectory` exactly where its last checkpoint left it.
-    public static func resume(runDirectory: String, backend: Backend) throws -> Trainer {
+    /// `acceptChangedData`: continue although the text data's content hash differs from the one
+    /// recorded when the run started (the new hash is recorded); otherwise that is an error.
+    public static func resume(runDirectory: String, backend: Backend, acceptChangedData: Bool = false) throws -> Trainer {
         let dir = checkpointDirectory(runDirectory)
         recoverInterruptedSave(runDirectory)
         let statePath = (dir as NSString).appendingPathComponent("trainer_state.json")
@@ -90,8 +108,10 @@ public final class Trainer {
         // Text read through a tokenizer is read through the copy of it in the checkpoint.
         let encoding: TextEncoding = state.options.data.tokenizer == nil
             ? .bytes : try TextEncoding.forModel(directory: dir, config: model.config)
+        if FileManager.default.fileExists(atPath: runDirectory) { try requireWritable(runDirectory) }
         let trainer = try Trainer(
-            runDirectory: runDirectory, model: model, state: state, encoding: encoding, companionSource: dir)
+            runDirectory: runDirectory, model: model, state: state, encoding: encoding, companionSource: dir,
+            acceptChangedData: acceptChangedData)
         let optimizerPath = (dir as NSString).appendingPathComponent("optimizer.safetensors")
         let file = try SafeTensorsFile(contentsOf: optimizerPath)
         guard file.metadata["step"] == String(state.step) else {
@@ -123,12 +143,40 @@ public final class Trainer {
         return ParScaleModel(config: config, backend: backend, parameters: parameters)
     }
 
-    /// A save killed between its two renames leaves only checkpoint.previous: put it back.
+    /// What a killed process leaves behind, tidied before a run continues: a save killed between
+    /// its two renames leaves only checkpoint.previous (put back); one killed after them, a
+    /// checkpoint.previous beside the new checkpoint, perhaps half removed; one killed while writing,
+    /// checkpoint.partial; an atomic write, its temporary file (`.NAME.tmp-PID-N`); `requireWritable`,
+    /// its probe. Those are removed.
     static func recoverInterruptedSave(_ run: String) {
+        let fm = FileManager.default
         let dir = checkpointDirectory(run), previous = dir + ".previous"
-        if !FileManager.default.fileExists(atPath: dir) && FileManager.default.fileExists(atPath: previous) {
-            try? FileManager.default.moveItem(atPath: previous, toPath: dir)
+        if !fm.fileExists(atPath: dir) && fm.fileExists(atPath: previous) {
+            try? fm.moveItem(atPath: previous, toPath: dir)
         }
+        try? fm.removeItem(atPath: previous)
+        try? fm.removeItem(atPath: dir + ".partial")
+        for folder in [run, dir] {
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? []
+            where name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(writeCheckPrefix)) {
+                try? fm.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+            }
+        }
+    }
+
+    static let writeCheckPrefix = ".parscale-write-check-"
+
+    /// Fails early, naming the folder, when files cannot be made in the run folder (read-only,
+    /// no permission): checkpoints and metrics could not be saved.
+    static func requireWritable(_ run: String) throws {
+        let probe = (run as NSString).appendingPathComponent("\(writeCheckPrefix)\(getpid())")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw TrainingError("\(run): cannot write in the run folder (\(reason)); make it writable, or choose another --out")
+        }
+        close(fd)
+        unlink(probe)
     }
 
     /// Trains until `options.steps` (or `stopAfter` more steps), checkpointing and evaluating on
@@ -158,7 +206,7 @@ public final class Trainer {
             state.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(runStart)
             let windowSeconds = Date().timeIntervalSince(windowStart)
             let rate = Double(windowTokens) / max(windowSeconds, 1e-9)
-            appendMetrics([
+            try appendMetrics([
                 "step": state.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": state.tokens,
                 "tokens_per_s": rate, "elapsed_s": state.elapsedSeconds,
             ])
@@ -177,7 +225,7 @@ public final class Trainer {
                 var record = e.json
                 record["step"] = state.step
                 record["tokens"] = state.tokens
-                appendMetrics(record)
+                try appendMetrics(record)
                 log(String(
                     format: "eval step %d | val loss %.4f | %.4f bits/byte%@", state.step, e.validationLoss, e.bitsPerByte,
                     e.taskAccuracy.map { String(format: " | task accuracy %.1f%%", 100 * $0) } ?? ""))
@@ -239,6 +287,24 @@ public final class Trainer {
         let dir = checkpointDirectory, partial = dir + ".partial", previous = dir + ".previous"
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
+        do { try writeCheckpoint(to: partial) } catch {
+            // A full disk or a file size limit: the last complete checkpoint stays as it was.
+            try? fm.removeItem(atPath: partial)
+            throw TrainingError(
+                "step \(state.step): cannot write the checkpoint (\(error)); "
+                    + (lastCheckpointStep >= 0
+                        ? "the previous checkpoint (step \(lastCheckpointStep)) in \(dir) is intact; make room (free space, a higher file size limit), then --resume"
+                        : "no checkpoint was saved before this one"))
+        }
+        try? fm.removeItem(atPath: previous)
+        if fm.fileExists(atPath: dir) { try fm.moveItem(atPath: dir, toPath: previous) }
+        try fm.moveItem(atPath: partial, toPath: dir)
+        try? fm.removeItem(atPath: previous)
+        lastCheckpointStep = state.step
+    }
+
+    /// The whole checkpoint into the folder `partial`.
+    private func writeCheckpoint(to partial: String) throws {
         let o = state.options
         try Checkpoint.save(model, to: partial, dtype: o.checkpointDType, maxShardBytes: o.maxShardBytes)
         if o.checkpointDType != .F32 {
@@ -260,22 +326,16 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(encoder.encode(state), to: (partial as NSString).appendingPathComponent("trainer_state.json"))
-        try? fm.removeItem(atPath: previous)
-        if fm.fileExists(atPath: dir) { try fm.moveItem(atPath: dir, toPath: previous) }
-        try fm.moveItem(atPath: partial, toPath: dir)
-        try? fm.removeItem(atPath: previous)
-        lastCheckpointStep = state.step
     }
 
-    private func appendMetrics(_ record: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
-        if !FileManager.default.fileExists(atPath: metricsPath) {
-            FileManager.default.createFile(atPath: metricsPath, contents: nil)
-        }
-        if let handle = FileHandle(forWritingAtPath: metricsPath) {
-            handle.seekToEndOfFile()
-            handle.write(data + Data("\n".utf8))
-            try? handle.close()
+    private func appendMetrics(_ record: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) + Data("\n".utf8)
+        let fd = open(metricsPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainingError("\(metricsPath): cannot open the metrics file (\(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        guard written == data.count else {
+            throw TrainingError("\(metricsPath): cannot append metrics (\(written < 0 ? String(cString: strerror(errno)) : "short write"))")
         }
     }
 

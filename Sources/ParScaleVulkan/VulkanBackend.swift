@@ -169,21 +169,38 @@ public final class VulkanBackend: Backend {
     /// beside what tensors hold now: checked where models and trainers are made, so that running
     /// out of device memory is this error, not a failed allocation deep in an op.
     public func reserve(_ count: Int, for what: String) throws {
-        let bytes = count * 4, used = device.allocator.usedBytes
+        let bytes = count * 4
+        guard bytes > memoryLimitBytes - device.allocator.usedBytes else { return }
+        // Buffers freed since the last submission are kept until it runs: run it, then look again.
+        flush()
+        let used = device.allocator.usedBytes
         guard bytes > memoryLimitBytes - used else { return }
         throw ModelError(
             "\(what) (\(formatBytes(bytes))) do not fit in \(device.info.name)'s memory: \(formatBytes(max(0, memoryLimitBytes - used))) "
                 + "free of \(formatBytes(memoryLimitBytes)); use a smaller model or batch, or --backend cpu")
     }
 
-    /// A new buffer in the backend's memory, zero-filled.
+    /// A new buffer in the backend's memory, zero-filled. For the small buffers of ops (scratch,
+    /// temporaries); the large ones come through `allocate(_:for:)`, whose failure is an error.
     func makeBuffer(_ count: Int) -> VulkanBuffer {
-        let buffer: VulkanBuffer
-        do {
-            buffer = try VulkanBuffer(device: device, count: count, mapped: memory == .mapped)
-        } catch {
+        do { return try newBuffer(count) } catch {
             fatalError("could not allocate a tensor of \(formatBytes(count * 4)) on \(device.info.name): \(error)")
         }
+    }
+
+    /// A tensor for `what` where it fits in `memoryLimitBytes` and the driver gives the memory;
+    /// otherwise a ModelError naming `what`, and the backend stays as it was.
+    public func allocate(_ count: Int, for what: String) throws -> Tensor {
+        try reserve(count, for: what)
+        do { return Tensor(buffer: try newBuffer(count)) } catch {
+            throw ModelError(
+                "\(what) (\(formatBytes(count * 4))): \(device.info.name) could not allocate it (\(error)); "
+                    + "use a smaller model or batch, or --backend cpu")
+        }
+    }
+
+    func newBuffer(_ count: Int) throws -> VulkanBuffer {
+        let buffer = try VulkanBuffer(device: device, count: count, mapped: memory == .mapped)
         if buffer.mapped == nil {
             pendingSequence().zero(buffer)
             keepAlive.append(buffer)

@@ -66,7 +66,7 @@ struct BenchDecode: ParsableCommand {
                 var decodeTimes: [Double] = []
                 var decodeCounters = VulkanCounters()
                 for _ in 0..<max(1, repeats) {
-                    let cache = model.makeCache(batch: 1, capacity: prompt + new + 1)
+                    let cache = try model.makeCache(batch: 1, capacity: prompt + new + 1)
                     var start = DispatchTime.now().uptimeNanoseconds
                     var logits = try model.forward(tokens: [promptIds], cache: cache, logits: .last)
                     prefillTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)

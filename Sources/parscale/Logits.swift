@@ -26,7 +26,7 @@ struct Logits: ParsableCommand {
                 "--tokens sequences have unequal lengths \(batch.map(\.count)); all sequences of a batch must have the same length")
         }
         let model = try options.load()
-        let cache = model.makeCache(batch: batch.count, capacity: batch[0].count)
+        let cache = try model.makeCache(batch: batch.count, capacity: batch[0].count)
         let logits = try model.forward(tokens: batch, cache: cache)
         try logits.withUnsafeBufferPointer {
             try SafeTensorsWriter.write(

@@ -12,6 +12,13 @@ struct ParScaleCommand: ParsableCommand {
             interchangeable with the official Qwen2ParScaleForCausalLM code. See README.md.
             """,
         subcommands: [Info.self, Logits.self, Generate.self, Tokenize.self, Init.self, Pretrain.self, Recycle.self, Merge.self, Eval.self, SweepCommand.self, Ablate.self, Fit.self, Cost.self, CostProbe.self, ReportCommand.self, Study.self, FrontierCommand.self, Devices.self, Bench.self])
+
+    static func main() {
+        // Past a file size limit (ulimit -f) a write then fails with EFBIG, which names the file in a
+        // clear error, instead of the signal killing the process mid-checkpoint.
+        signal(SIGXFSZ, SIG_IGN)
+        main(nil)
+    }
 }
 
 /// Parses "1,2,3" into token ids, naming the flag on error.

@@ -24,6 +24,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation.") var evalWindows: Int = 32
     @Option(name: .customLong("task-examples"), help: "Held-out task prompts for task accuracy (synthetic data).") var taskExamples: Int = 50
     @OptionGroup var backend: BackendFlag
+    @Flag(name: .customLong("accept-changed-data"), help: "With --resume: continue although the --data text changed since the run started (its content hash is in trainer_state.json; the new one is recorded).")
+    var acceptChangedData = false
     @Option(name: .customLong("stop-after"), help: "Stop (with a checkpoint) after this many steps of this invocation; --resume continues.") var stopAfter: Int?
 
     func validate() throws {
@@ -86,7 +88,8 @@ struct TrainingFlags: ParsableArguments {
     /// else made by `start` (`Trainer.startOrResume`).
     func startOrResume(_ out: String, resume: Bool, start: () throws -> Trainer) throws -> Trainer {
         try Trainer.startOrResume(
-            runDirectory: out, resume: resume, backend: { try backend.make(for: $0) }, log: standardError, start: start)
+            runDirectory: out, resume: resume, backend: { try backend.make(for: $0) }, acceptChangedData: acceptChangedData,
+            log: standardError, start: start)
     }
 
     /// Runs (or continues) `trainer` and reports how it ended.

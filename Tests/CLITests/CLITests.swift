@@ -4,34 +4,6 @@ import XCTest
 
 /// Runs the `parscale` binary as a user would.
 final class CLITests: XCTestCase {
-    /// The built executable sits beside the test bundle.
-    var binary: URL {
-        var dir = Bundle(for: CLITests.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("parscale").path), dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("parscale")
-    }
-
-    struct Run { let status: Int32; let out: String; let err: String }
-
-    @discardableResult
-    func parscale(_ args: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = args
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
-            err: String(decoding: errData, as: UTF8.self))
-    }
-
     func json(_ text: String) throws -> [String: Any] {
         let line = text.split(separator: "\n").last.map(String.init) ?? ""
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
@@ -271,6 +243,33 @@ final class CLITests: XCTestCase {
         let bad = try parscale(["fit", "/nonexistent/sweep"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("/nonexistent/sweep"), bad.err)
+    }
+
+    /// `sweep --slurm FILE`: a job array with one run per task, the binary and flags baked in, run
+    /// from this folder, a log per task (Tools/cluster-check.sh submits it to a real Slurm).
+    func testSweepWritesASlurmArrayScript() throws {
+        let dir = temporaryFolder().path
+        let script = dir + "/grid.sbatch"
+        let run = try parscale(["sweep", "--preset", "tiny", "--out", dir + "/study", "--seeds", "0,1", "--slurm", script])
+        XCTAssertEqual(run.status, 0, run.err)
+        let text = try String(contentsOfFile: script, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("#!/bin/bash\n"), text)
+        XCTAssertTrue(text.contains("#SBATCH --array=0-11\n"), text)  // 3 sizes x 2 P x 2 seeds
+        XCTAssertTrue(text.contains("#SBATCH --output=\(dir)/study/logs/task-%a.log\n#SBATCH --open-mode=append\n"), text)
+        XCTAssertTrue(text.contains("#SBATCH --chdir=\(FileManager.default.currentDirectoryPath)\n"), text)
+        XCTAssertTrue(text.contains("runs=(h32-p1-s0 h32-p1-s1 h32-p2-s0 h32-p2-s1 h48-p1-s0"), text)
+        XCTAssertTrue(
+            text.contains("exec \(binary.resolvingSymlinksInPath().path) sweep --preset tiny --out \(dir)/study --seeds 0,1 --only \"$run\"\n"), text)
+        XCTAssertEqual(FileManager.default.isExecutableFile(atPath: script), true)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/study/plan.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/study/logs"))
+        // Every #SBATCH line comes before the first command, or sbatch ignores it.
+        let lines = text.split(separator: "\n")
+        let firstCommand = try XCTUnwrap(lines.firstIndex { !$0.hasPrefix("#") })
+        XCTAssertFalse(lines[firstCommand...].contains { $0.hasPrefix("#SBATCH") }, text)
+        let both = try parscale(["sweep", "--preset", "tiny", "--out", dir + "/study", "--emit-jobs", "--slurm", script])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.err.contains("--emit-jobs or --slurm"), both.err)
     }
 
     /// A tiny ablation end to end: P = 1 runs shared by the recipes, cells paired by seed, the

@@ -90,7 +90,7 @@ final class OpsTests: XCTestCase {
         let model = try Checkpoint.load(dir.path, backend: CPUBackend())
         let ids: [[Int32]] = [(0..<9).map { Int32($0 * 17 % 256) }, (0..<9).map { Int32($0 * 29 % 256) }]
         let whole = try model.forward(tokens: ids, cache: model.makeCache(batch: 2, capacity: 9))
-        let cache = model.makeCache(batch: 2, capacity: 9)
+        let cache = try model.makeCache(batch: 2, capacity: 9)
         let first = try model.forward(tokens: ids.map { Array($0[0..<4]) }, cache: cache)
         let second = try model.forward(tokens: ids.map { Array($0[4...]) }, cache: cache)
         let V = model.config.vocabSize

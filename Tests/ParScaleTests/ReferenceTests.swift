@@ -34,7 +34,7 @@ final class ReferenceTests: XCTestCase {
             let ids = try ref.ids("input_ids")
             let model = ref.model
             var captured: [String: [Float]] = [:]
-            let cache = model.makeCache(batch: ids.count, capacity: ids[0].count)
+            let cache = try model.makeCache(batch: ids.count, capacity: ids[0].count)
             let logits = try model.forward(tokens: ids, cache: cache) { name, tensor in
                 var values = [Float](repeating: 0, count: tensor.count)
                 values.withUnsafeMutableBufferPointer { model.backend.download(tensor, into: $0) }
@@ -60,7 +60,7 @@ final class ReferenceTests: XCTestCase {
     func testFullLogitsOfPromptPlusGeneratedTokens() throws {
         for ref in try references() {
             let ids = try ref.ids("full_ids")
-            let cache = ref.model.makeCache(batch: ids.count, capacity: ids[0].count)
+            let cache = try ref.model.makeCache(batch: ids.count, capacity: ids[0].count)
             let logits = try ref.model.forward(tokens: ids, cache: cache)
             assertClose(logits, try ref.data.floats("full_logits"), "\(ref.name) full_logits")
         }
@@ -72,7 +72,7 @@ final class ReferenceTests: XCTestCase {
             let decodeLogits = try ref.data.floats("decode_logits")
             let steps = expectedTokens[0].count, B = prompt.count, V = ref.model.config.vocabSize
             // Step by step, feeding the reference tokens, so each step is checked on its own.
-            let cache = ref.model.makeCache(batch: B, capacity: prompt[0].count + steps)
+            let cache = try ref.model.makeCache(batch: B, capacity: prompt[0].count + steps)
             var logits = try ref.model.forward(tokens: prompt, cache: cache, logits: .last)
             for t in 0..<steps {
                 let expected = Array(decodeLogits[(t * B * V)..<((t + 1) * B * V)])

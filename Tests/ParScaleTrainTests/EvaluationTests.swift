@@ -70,7 +70,7 @@ final class EvaluationTests: XCTestCase {
     private func greedyLoopAnswer(model: ParScaleModel, example: TaskExample) throws -> String {
         let prompt = ByteTokenizer.encode(example.prompt)
         let limit = example.answer.utf8.count + 8
-        let cache = model.makeCache(batch: 1, capacity: prompt.count + limit)
+        let cache = try model.makeCache(batch: 1, capacity: prompt.count + limit)
         var logits = try model.forward(tokens: [prompt], cache: cache, logits: .last)
         var answer: [Int32] = []
         for _ in 0..<limit {

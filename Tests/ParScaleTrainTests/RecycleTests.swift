@@ -65,7 +65,7 @@ final class RecycleTests: XCTestCase {
         // Stream 0's prefix equals the source's cache for the same span.
         let stream = try TokenStream(source: .synthetic(seed: 0), corpus: nil, split: .train, seed: 0 &+ 0x5EED)
         let span = stream.nextBatch(batch: 1, sequence: 5).inputs
-        let cache = source.makeCache(batch: 1, capacity: 5)
+        let cache = try source.makeCache(batch: 1, capacity: 5)
         _ = try source.forward(tokens: [span], cache: cache)
         var expected = [Float](repeating: 0, count: cache.values[1].count)
         expected.withUnsafeMutableBufferPointer { source.backend.download(cache.values[1], into: $0) }

@@ -37,7 +37,7 @@ final class VulkanCountersTests: ValidatedVulkanTestCase {
     func testDecodeStepIsOneSubmission() throws {
         let vulkan = try VulkanBackend(device: lavapipeDevice())
         let model = ParScaleModel.initialized(tinyConfig(P: 4), backend: vulkan, options: InitOptions(seed: 1))
-        let cache = model.makeCache(batch: 1, capacity: 16)
+        let cache = try model.makeCache(batch: 1, capacity: 16)
         _ = try model.forward(tokens: [[1, 2, 3]], cache: cache, logits: .last)
         let before = vulkan.counters
         let logits = try model.forward(tokens: [[4]], cache: cache, logits: .last)

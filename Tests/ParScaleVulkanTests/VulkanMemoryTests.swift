@@ -126,7 +126,7 @@ final class VulkanMemoryTests: ValidatedVulkanTestCase {
             }
             vulkan.synchronize()
             XCTAssertLessThanOrEqual(vulkan.counters.memoryAllocations, 16, "\(memory): \(vulkan.counters)")
-            let cache = model.makeCache(batch: 1, capacity: 16)
+            let cache = try model.makeCache(batch: 1, capacity: 16)
             _ = try model.forward(tokens: [[1, 2, 3]], cache: cache, logits: .last)
             _ = try model.forward(tokens: [[4]], cache: cache, logits: .last)
             let before = vulkan.counters
@@ -259,5 +259,49 @@ final class VulkanOutOfMemoryTests: ValidatedVulkanTestCase {
         let logits = try cpuModel.forward(tokens: [[1, 2, 3]], cache: cpuModel.makeCache(batch: 1, capacity: 3))
         XCTAssertFalse(logits.isEmpty)
         XCTAssertTrue(logits.allSatisfy(\.isFinite))
+    }
+    /// Past `reserve`: a KV cache, a forward pass's activations or a training step's workspace that
+    /// does not fit is a ModelError naming that buffer (not a crash in an op), and the same backend
+    /// then runs a smaller forward pass that matches the CPU's.
+    func testACacheActivationsOrWorkspaceBeyondTheDeviceMemoryIsAClearErrorAndTheBackendStillRuns() throws {
+        let device = try lavapipeDevice()
+        let config = tinyConfig(P: 2)
+        let parameterBytes = ParameterLayout(config).totalCount * 4
+        // Room for the parameters, the trainer's three copies, the ops' index area and scratch, and
+        // 4 MiB: the KV cache of 16 x 256 tokens fits (about 2 MiB), its activations (about 15 MiB) do not.
+        let vulkan = try VulkanBackend(device: device, memoryLimitBytes: 4 * parameterBytes + (4 << 20) + (512 << 10))
+        let cpuModel = tinyModel(P: 2)
+        var host = [Float](repeating: 0, count: cpuModel.parameters.count)
+        host.withUnsafeMutableBufferPointer { cpuModel.backend.download(cpuModel.parameters, into: $0) }
+        let parameters = vulkan.allocate(host.count)
+        host.withUnsafeBufferPointer { vulkan.upload($0, to: parameters) }
+        let model = ParScaleModel(config: config, backend: vulkan, parameters: parameters)
+
+        XCTAssertThrowsError(try model.makeCache(batch: 64, capacity: 256)) { error in
+            XCTAssertTrue(error is ModelError, "\(error)")
+            XCTAssertTrue("\(error)".contains("the KV cache of layer "), "\(error)")
+            XCTAssertTrue("\(error)".contains("(batch 64, 256 tokens)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("do not fit in \(device.info.name)'s memory"), "\(error)")
+        }
+        let tokens = (0..<16).map { b in (0..<256).map { Int32(($0 * 7 + b) % 256) } }
+        do {
+            let cache = try model.makeCache(batch: 16, capacity: 256)
+            XCTAssertThrowsError(try model.forward(tokens: tokens, cache: cache)) { error in
+                XCTAssertTrue("\(error)".contains("the activations of \(2 * 16 * 256) rows"), "\(error)")
+                XCTAssertTrue("\(error)".contains("do not fit"), "\(error)")
+            }
+        }
+        var options = shortRunOptions(steps: 1, batch: 16, sequence: 256, evalWindows: 1)
+        options.data = .synthetic(seed: 0)
+        let trainer = try Trainer.start(runDirectory: temporaryFolder().path, model: model, options: options)
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("the activations of \(2 * 16 * 256) rows"), "\(error)")
+        }
+
+        // The same backend, a forward pass that fits: the CPU's logits.
+        let small: [[Int32]] = [[1, 2, 3, 4], [5, 6, 7, 8]]
+        let ours = try model.forward(tokens: small, cache: try model.makeCache(batch: 2, capacity: 4))
+        let reference = try cpuModel.forward(tokens: small, cache: try cpuModel.makeCache(batch: 2, capacity: 4))
+        assertClose(ours, reference, "logits after running out of memory")
     }
 }

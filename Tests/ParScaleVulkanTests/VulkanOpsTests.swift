@@ -147,7 +147,7 @@ final class VulkanReferenceTests: ValidatedVulkanTestCase {
             let prompt = try ids("prompt_ids"), gen = try ids("gen_ids")
             let decode = try data.floats("decode_logits")
             let V = model.config.vocabSize, B = prompt.count
-            let cache = model.makeCache(batch: B, capacity: prompt[0].count + gen[0].count)
+            let cache = try model.makeCache(batch: B, capacity: prompt[0].count + gen[0].count)
             var step = try model.forward(tokens: prompt, cache: cache, logits: ParScaleModel.LogitRows.last)
             for t in 0..<gen[0].count {
                 assertClose(step, Array(decode[(t * B * V)..<((t + 1) * B * V)]), "\(dir.lastPathComponent) decode step \(t) on Vulkan")

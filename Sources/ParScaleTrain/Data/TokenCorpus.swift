@@ -73,11 +73,15 @@ public final class TokenCorpus: @unchecked Sendable {
     public let validation: TokenIds
     /// UTF-8 bytes of the validation text: bits per byte = nats per token / ln 2 / bytes per token.
     public let validationBytes: Int
+    /// FNV-1a (hex) of the text the corpus was made from: relative paths and contents (SplitPlan);
+    /// nil for a corpus not made by `load`.
+    public let contentHash: String?
 
     public var bytesPerToken: Double { validation.count > 0 ? Double(validationBytes) / Double(validation.count) : 1 }
 
-    init(path: String, encoding: String, train: TokenIds, validation: TokenIds, validationBytes: Int) {
+    init(path: String, encoding: String, train: TokenIds, validation: TokenIds, validationBytes: Int, contentHash: String?) {
         self.path = path
+        self.contentHash = contentHash
         self.encoding = encoding
         self.train = train
         self.validation = validation
@@ -85,10 +89,11 @@ public final class TokenCorpus: @unchecked Sendable {
     }
 
     /// A byte-level corpus: each byte is a token.
-    public convenience init(bytes corpus: TextCorpus) {
+    public convenience init(bytes corpus: TextCorpus, contentHash: String? = nil) {
         self.init(
             path: corpus.path, encoding: "bytes", train: TokenIds(corpus.train.map { Int32($0) }),
-            validation: TokenIds(corpus.validation.map { Int32($0) }), validationBytes: corpus.validation.count)
+            validation: TokenIds(corpus.validation.map { Int32($0) }), validationBytes: corpus.validation.count,
+            contentHash: contentHash)
     }
 
     /// Largest file a tokenized corpus reads (one at a time); byte-level corpora keep TextCorpus's 16 MB.
@@ -104,10 +109,15 @@ public final class TokenCorpus: @unchecked Sendable {
         path: String, encoding: TextEncoding, cacheDirectory: String?, minimumBytes: Int = 4096,
         validationOnly: Bool = false, progress: ((String) -> Void)? = nil
     ) throws -> TokenCorpus {
-        guard let tokenizer = encoding.tokenizer else { return TokenCorpus(bytes: try TextCorpus(path: path, minimumBytes: minimumBytes)) }
         let plan = try SplitPlan(path: path, minimumBytes: minimumBytes)
+        let contentHash = String(format: "%016llx", plan.fingerprint)
+        guard let tokenizer = encoding.tokenizer else {
+            return TokenCorpus(bytes: try TextCorpus(path: path, minimumBytes: minimumBytes), contentHash: contentHash)
+        }
         let key = String(format: "%016llx", FNV1a.hash("\(tokenizer.fingerprint) \(plan.fingerprint)\(validationOnly ? " validation" : "")"))
-        if let cacheDirectory, let cached = try? Self.mapCache(cacheDirectory, key: key, path: path, encoding: tokenizer.fingerprint) {
+        if let cacheDirectory, let cached = try? Self.mapCache(
+            cacheDirectory, key: key, path: path, encoding: tokenizer.fingerprint, contentHash: contentHash)
+        {
             return cached
         }
         var sink = TokenSink(cacheDirectory: cacheDirectory, key: key)
@@ -133,7 +143,7 @@ public final class TokenCorpus: @unchecked Sendable {
             }
         }
         meter.finish()
-        let corpus = try sink.finish(path: path, encoding: tokenizer.fingerprint)
+        let corpus = try sink.finish(path: path, encoding: tokenizer.fingerprint, contentHash: contentHash)
         guard corpus.train.count > 1 || validationOnly, corpus.validation.count > 1 else {
             throw DataError("\(path): too little text after tokenizing (\(corpus.train.count) training and \(corpus.validation.count) validation tokens)")
         }
@@ -146,7 +156,7 @@ public final class TokenCorpus: @unchecked Sendable {
     }
 
     /// The cache of `key`, if complete (its .json is written last).
-    static func mapCache(_ directory: String, key: String, path: String, encoding: String) throws -> TokenCorpus {
+    static func mapCache(_ directory: String, key: String, path: String, encoding: String, contentHash: String) throws -> TokenCorpus {
         let paths = cachePaths(directory, key: key)
         guard let data = FileManager.default.contents(atPath: paths.meta),
             let meta = try JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -159,7 +169,8 @@ public final class TokenCorpus: @unchecked Sendable {
         }
         return TokenCorpus(
             path: path, encoding: encoding, train: TokenIds(mapping: train, byteOffset: 0, count: trainCount),
-            validation: TokenIds(mapping: validation, byteOffset: 0, count: validationCount), validationBytes: validationBytes)
+            validation: TokenIds(mapping: validation, byteOffset: 0, count: validationCount), validationBytes: validationBytes,
+            contentHash: contentHash)
     }
 }
 
@@ -260,11 +271,11 @@ struct TokenSink {
         try (validation ? handles!.validation : handles!.train).write(contentsOf: data)
     }
 
-    mutating func finish(path: String, encoding: String) throws -> TokenCorpus {
+    mutating func finish(path: String, encoding: String, contentHash: String) throws -> TokenCorpus {
         guard let paths else {
             return TokenCorpus(
                 path: path, encoding: encoding, train: TokenIds(memory.train), validation: TokenIds(memory.validation),
-                validationBytes: counts.validationBytes)
+                validationBytes: counts.validationBytes, contentHash: contentHash)
         }
         if handles == nil { try append([], bytes: 0, validation: false) }
         try handles!.train.close()
@@ -277,7 +288,7 @@ struct TokenSink {
             "validation_bytes": counts.validationBytes,
         ]
         try atomicWrite(try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), to: paths.meta)
-        return try TokenCorpus.mapCache(cacheDirectory!, key: key, path: path, encoding: encoding)
+        return try TokenCorpus.mapCache(cacheDirectory!, key: key, path: path, encoding: encoding, contentHash: contentHash)
     }
 }
 
