@@ -36,7 +36,7 @@ final class StudyTests: XCTestCase {
             XCTAssertEqual(r.nonEmbeddingParameters, ParameterLayout(plan.config(SweepRun(hidden: r.hidden, streams: r.streams, seed: 0))).counts.nonEmbedding)
         }
 
-        let fit = try LawFitter.analyse(results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }, samples: 20)
+        let fit = try LawFitter.analyse(results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }, samples: 20, fewerStarts: true)
         let summary = FitSummary(
             E: fit.parameters.E, A: fit.parameters.A, alpha: fit.parameters.alpha, k: fit.parameters.k, r2: fit.r2,
             intervals: fit.intervals.mapValues { [$0.low, $0.high] }, looError: fit.looError, points: results.count)
