@@ -171,7 +171,7 @@ public struct PlanCandidate: Codable, Sendable, Equatable {
             Double(tokens) / 1e6, hours, detectableK)
     }
 
-    /// Plans over 3 or 4 consecutive sizes of 48-256, P sets {1,2}, {1,4}, {1,2,4}, {1,2,4,8}, 2-16
+    /// Plans over 3 or 4 consecutive sizes of 48-256, P sets {1,2}, {1,4}, {1,2,4}, {1,2,4,8}, 3-16
     /// seeds and the budgets with a noise estimate (`noise(tokens)`: sigma, slope, source).
     public static func all(
         base: SweepPlan, budgets: [Int], noise: (Int) -> (sigma: Double, slope: Double, source: String)
@@ -186,7 +186,7 @@ public struct PlanCandidate: Codable, Sendable, Equatable {
             let (sigma, slope, source) = noise(tokens)
             for sizes in sizeSets {
                 for streams in [[1, 2], [1, 4], [1, 2, 4], [1, 2, 4, 8]] {
-                    for seeds in 2...16 {
+                    for seeds in 3...16 {
                         var plan = base
                         (plan.hiddenSizes, plan.streams, plan.seeds, plan.tokens) = (sizes, streams, (0..<UInt64(seeds)).map { $0 }, tokens)
                         let power = StudyPower(plan: plan, sigma: sigma, slope: slope, source: source)
@@ -254,9 +254,13 @@ public struct PowerReport: Codable, Sendable {
             return StudyPower.prior(tokens: tokens)
         }
         let hours = StudyPower.hours(plan)
+        var cheapest = PlanCandidate.cheapest(detecting: StudyPower.paperK, among: candidates)
+        if let c = cheapest, c.hours <= candidates.map(\.hours).min()! {
+            cheapest?.source += "; the cheapest plan searched, so a smaller one might do too"
+        }
         return PowerReport(
             hours: hours, prior: before, measured: measured,
-            cheapestForPaperK: PlanCandidate.cheapest(detecting: StudyPower.paperK, among: candidates),
+            cheapestForPaperK: cheapest,
             sharpestInTheSameHours: PlanCandidate.sharpest(within: hours * 1.001, among: candidates))
     }
 
@@ -268,7 +272,7 @@ public struct PowerReport: Codable, Sendable {
         }
         var out = [String(format: "plan: about %.1f h of training on this machine (2 cores)", hours), line(prior)]
         if let measured { out.append(line(measured)) }
-        out.append(cheapestForPaperK.map { "cheapest study that could detect the paper's k = 0.39: " + $0.description }
+        out.append(cheapestForPaperK.map { "cheapest study that could detect the paper's k = 0.39: " + $0.description + " (\($0.source))" }
                    ?? "no plan searched (up to 4 sizes to hidden 256, 16 seeds) could detect the paper's k = 0.39")
         if let sharpest = sharpestInTheSameHours { out.append("sharpest plan searched in the same hours: " + sharpest.description) }
         return out

@@ -108,7 +108,7 @@ public enum Report {
                     rows.append(["detectable k with this study's own P = 1 seeds", String(format: "%.3f (seed sd %.4f, slope %.4f)", m.detectableK, m.sigma, m.slope)])
                 }
                 rows.append(["the paper's k (Stack-V2-Python)", "0.39"])
-                rows.append(["cheapest study that could detect k = 0.39", power.cheapestForPaperK?.description ?? "none of the plans searched"])
+                rows.append(["cheapest study that could detect k = 0.39", power.cheapestForPaperK.map { $0.description + " (\($0.source))" } ?? "none of the plans searched"])
                 tables.append(("What this study could detect", ["", ""], rows))
             }
             tables.append((

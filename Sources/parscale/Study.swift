@@ -26,7 +26,7 @@ struct Study: ParsableCommand {
     @Option(name: .customLong("P"), help: "Stream counts, comma-separated, 1 included (default: the preset's).") var streams: String?
     @Option(help: "Seeds, comma-separated (default: the preset's).") var seeds: String?
     @Option(help: "Training tokens per run (default: the preset's).") var tokens: Int?
-    @Flag(name: .customLong("plan-only"), help: "Print the plan, its hours on this machine, the k it can detect and the cheapest study that could detect the paper's k = 0.39; train nothing.") var planOnly = false
+    @Flag(name: .customLong("plan-only"), help: "Print the plan, its hours on this machine, the k it can detect (also with the seed noise of finished P = 1 runs already in --out) and the cheapest study that could detect the paper's k = 0.39; train nothing.") var planOnly = false
     @Flag(help: "With --plan-only: print one JSON object.") var json = false
     @OptionGroup var recipe: RecipeFlags
     @OptionGroup var backend: BackendFlag
@@ -54,8 +54,10 @@ struct Study: ParsableCommand {
     func run() throws {
         let plan = try plan()
         let dir = out ?? "runs/study-\(preset)"
-        let before = PowerReport.make(plan: plan, results: [])
         if planOnly {
+            // Finished runs already in --out (of this plan's sizes) give the measured noise too.
+            let done = FileManager.default.fileExists(atPath: dir) ? try Sweep.results(in: dir) : []
+            let before = PowerReport.make(plan: plan, results: done)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -66,6 +68,7 @@ struct Study: ParsableCommand {
             }
             return
         }
+        let before = PowerReport.make(plan: plan, results: [])
         let start = Date()
         try Sweep.prepare(plan, in: dir)
         let runs = plan.runs

@@ -47,6 +47,8 @@ final class StudyTests: XCTestCase {
         XCTAssertGreaterThan(ParameterLayout(cost.dense).counts.nonEmbedding, ParameterLayout(cost.base).counts.nonEmbedding)
         try atomicWrite(JSONEncoder().encode(cost), to: CostReport.path(dir))
 
+        try PowerReport.make(plan: plan, results: results).save(dir)
+
         let html = try String(contentsOfFile: try Report.write(dir: dir), encoding: .utf8)
         let markdown = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
         // Every plot: an inline SVG that parses as XML and has its title and data.
@@ -57,11 +59,14 @@ final class StudyTests: XCTestCase {
             XCTAssertTrue(svg.contains(title), title)
             XCTAssertTrue(svg.contains("<circle") || svg.contains("<polyline"), "\(title) has no data")
         }
-        for table in ["Runs", "Loss by size and P", "Fit: L(N, P)", "Equivalent dense size", "Measured cost"] {
+        for table in ["Runs", "Loss by size and P", "Fit: L(N, P)", "What this study could detect", "Equivalent dense size", "Measured cost"] {
             XCTAssertTrue(html.contains("<h2>\(table)"), "HTML lacks table \(table)")
             XCTAssertTrue(markdown.contains("## \(table)"), "Markdown lacks table \(table)")
         }
-        XCTAssertEqual(html.components(separatedBy: "<table>").count - 1, 5)
+        XCTAssertEqual(html.components(separatedBy: "<table>").count - 1, 6)
+        // The power table: the detectable k beside the fitted interval, and the cheapest plan for 0.39.
+        XCTAssertTrue(markdown.contains("| detectable k before training"), markdown)
+        XCTAssertTrue(markdown.contains("| cheapest study that could detect k = 0.39 | hidden"), markdown)
         for r in results { XCTAssertTrue(html.contains("<td>\(r.name)</td>"), r.name) }
         for name in ["report-loss-vs-n.svg", "report-loss-vs-p.svg", "report-cost-ratios.svg"] {
             XCTAssertTrue(markdown.contains("](\(name))"))
