@@ -107,6 +107,20 @@ final class StreamDecorrelationTests: XCTestCase {
         XCTAssertEqual(penalty([1, 0, 0, 1, 1, 1, 0, 2], P: 2, n: 2, H: 2), 0.75, accuracy: 1e-12)
         XCTAssertEqual(penalty([1, 0, 0, 1, 1, 1], P: 3, n: 1, H: 2), (0 + 0.5 + 0.5) / 3, accuracy: 1e-12)
     }
+
+    /// A model whose two streams have the same prefixes computes the same states twice: penalty 1.
+    /// Distinct prefixes make it smaller.
+    func testIdenticalStreamsHavePenaltyOne() throws {
+        let model = ParScaleModel.initialized(tinyConfig(P: 2), backend: CPUBackend(), options: InitOptions(seed: 3, prefixStd: 0.5))
+        let inputs: [Int32] = (0..<12).map { Int32($0 * 7 % 256) }
+        XCTAssertLessThan(try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 6), 0.999)
+        let params = model.parameters.host
+        for entry in model.layout.entries where entry.name.hasSuffix("prefix_k") || entry.name.hasSuffix("prefix_v") {
+            let half = entry.count / 2  // [P = 2, ...]: stream 1 := stream 0
+            for i in 0..<half { params[entry.offset + half + i] = params[entry.offset + i] }
+        }
+        XCTAssertEqual(try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 6), 1, accuracy: 1e-6)
+    }
 }
 
 /// The prefix reparameterisation's layer op (Ops/PrefixMLP.swift) against central differences.
