@@ -12,7 +12,8 @@ struct Fit: ParsableCommand {
             paper's models but up to 15% in toy models, where counting them in N would credit part of P's \
             effect to N. For a sweep folder the fit is also shown the paper's way (ParScale parameters in N), \
             with its k and interval. As the paper: Huber loss (delta 1e-3) on log L, 300 starting points, bounded quasi-Newton \
-            (L-BFGS-B); leave-one-out and bootstrap refits start from the same 300 points plus the optimum, and \
+            (L-BFGS-B); bootstrap refits start from the same 300 points plus the optimum (leave-one-out refits \
+            from the optimum and 3 of them), and \
             the share of bootstrap refits with k at its lower bound 0 is printed (above 2.5%, the interval's \
             lower end is the bound, not a free 2.5% quantile). Input: a sweep folder (every DIR/runs/*/result.json; seeds are separate points, so \
             the bootstrap over points carries the seed spread) or a CSV with columns N,P,loss (optional \
