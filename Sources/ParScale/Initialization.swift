@@ -18,11 +18,32 @@ public struct InitOptions: Sendable {
     public static let defaultPrefixStd = 0.02
     public var prefixStd: Double = InitOptions.defaultPrefixStd
     public var aggregatorInit = AggregatorInit.zero
-    public init(seed: UInt64 = 0, prefixStd: Double = InitOptions.defaultPrefixStd, aggregatorInit: AggregatorInit = .zero) {
+    public var prefixScale = PrefixScale.fixed
+    public init(
+        seed: UInt64 = 0, prefixStd: Double = InitOptions.defaultPrefixStd, aggregatorInit: AggregatorInit = .zero,
+        prefixScale: PrefixScale = .fixed
+    ) {
         self.seed = seed
         self.prefixStd = prefixStd
         self.aggregatorInit = aggregatorInit
+        self.prefixScale = prefixScale
     }
+
+    /// The std the prefixes are drawn with in a model of this config.
+    public func prefixStd(for config: ModelConfig) -> Double {
+        switch prefixScale {
+        case .fixed: return prefixStd
+        case .keys: return config.initializerRange * Double(config.hiddenSize).squareRoot()
+        }
+    }
+}
+
+/// How the initial prefixes' std is chosen (issue #18). `fixed`: `prefixStd`. `keys`: the std of the
+/// keys and values the new backbone itself produces, initializer_range x sqrt(hidden) (a unit-RMS
+/// normed input times weights of std initializer_range, zero bias), so the prefixes stand out from
+/// the real tokens' keys by the same measure at every width (0.16 at hidden 64, 0.20 at 96).
+public enum PrefixScale: String, Codable, Sendable, CaseIterable {
+    case fixed, keys
 }
 
 /// The aggregation head's last layer: zero (uniform first mixing weights) or normal(0, initializer_range).
@@ -45,7 +66,7 @@ public enum Initializer {
             } else if name.hasSuffix(".bias") || (name == "model.aggregate_layer.2.weight" && options.aggregatorInit == .zero) {
                 region.update(repeating: 0)
             } else {
-                let s = name.hasSuffix("prefix_k") || name.hasSuffix("prefix_v") ? options.prefixStd : std
+                let s = name.hasSuffix("prefix_k") || name.hasSuffix("prefix_v") ? options.prefixStd(for: layout.config) : std
                 for i in region.indices { region[i] = Float(rng.nextNormal() * s) }
             }
         }

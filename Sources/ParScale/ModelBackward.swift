@@ -47,13 +47,15 @@ extension ParScaleModel {
     /// The backward pass is the forward's calls in reverse, one backward op per forward op.
     /// `trainBackbone: false` (a frozen backbone) computes only the gradients of the prefixes and
     /// the aggregation head; the backbone's gradient regions are left untouched.
+    /// `streamDecorrelation` λ > 0 adds λ times the gradient of `StreamDecorrelationOps`' penalty
+    /// (CPU only); the returned loss stays the cross-entropy.
     public func accumulateGradients(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
-        gradScale: Float = 1, trainBackbone: Bool = true
+        gradScale: Float = 1, trainBackbone: Bool = true, streamDecorrelation: Float = 0
     ) throws -> Double {
         let losses = try recordGradients(
             inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale,
-            trainBackbone: trainBackbone)
+            trainBackbone: trainBackbone, streamDecorrelation: streamDecorrelation)
         var values = [Float](repeating: 0, count: losses.count)
         values.withUnsafeMutableBufferPointer { backend.download(losses, into: $0) }
         return values.reduce(0.0) { $0 + Double($1) } / Double(losses.count)
@@ -64,18 +66,19 @@ extension ParScaleModel {
     /// whose work is all recorded before the host reads the step's scalars once).
     public func accumulateGradients(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
-        gradScale: Float = 1, trainBackbone: Bool = true, loss: StepScalar, microBatches: Int = 1
+        gradScale: Float = 1, trainBackbone: Bool = true, streamDecorrelation: Float = 0, loss: StepScalar,
+        microBatches: Int = 1
     ) throws {
         let losses = try recordGradients(
             inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale,
-            trainBackbone: trainBackbone)
+            trainBackbone: trainBackbone, streamDecorrelation: streamDecorrelation)
         backend.mean(losses, dividedBy: microBatches, addingTo: loss)
     }
 
     /// Records forward and backward; returns the per-token losses' tensor (valid until the next call).
     func recordGradients(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
-        gradScale: Float, trainBackbone: Bool
+        gradScale: Float, trainBackbone: Bool, streamDecorrelation: Float
     ) throws -> Tensor {
         guard inputs.count == B * S, targets.count == B * S else {
             throw ModelError("expected \(B * S) inputs and targets, got \(inputs.count) and \(targets.count)")
@@ -83,6 +86,10 @@ extension ParScaleModel {
         try checkVocabulary(inputs)
         try checkVocabulary(targets)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
+        let decorrelate = streamDecorrelation != 0 && config.streams > 1
+        if decorrelate && !(backend is CPUBackend) {
+            throw ModelError("--stream-decorrelation is implemented on the CPU backend only (this is \(backend.name)); use --backend cpu or leave it at 0")
+        }
         let w: TrainingWorkspace
         if let t = training, t.batch == B, t.sequence == S {
             w = t
@@ -128,6 +135,11 @@ extension ParScaleModel {
                 dInput: w.dFeat, accumulateInput: false, dWeight: grad(aggregator.layer0Weight),
                 dBias: grad(aggregator.layer0Bias), rows: n, inDim: P * H, outDim: H)
             backend.interleaveStreamsBackward(dFeat: w.dFeat, dY: dNormed, streams: P, rowsPerStream: n, dim: H)
+            if decorrelate {
+                _ = StreamDecorrelationOps.penalty(
+                    x: acts.finalNormed.host, streams: P, rowsPerStream: n, dim: H, dX: dNormed.host,
+                    scale: streamDecorrelation * gradScale)
+            }
         }
         // 6. Final norm.
         backend.rmsNormBackward(
@@ -174,6 +186,21 @@ extension ParScaleModel {
             backend.embedBackward(ids: inputs, dOut: w.dEmbedded, dTable: grad(layout.embedding), dim: H)
         }
         return w.losses
+    }
+
+    /// The stream decorrelation penalty (`StreamDecorrelationOps`, unweighted) of B sequences of S
+    /// tokens, on the CPU; 0 for P = 1.
+    public func streamDecorrelation(inputs: [Int32], batch B: Int, sequence S: Int) throws -> Double {
+        guard config.streams > 1 else { return 0 }
+        guard backend is CPUBackend else { throw ModelError("the stream decorrelation penalty is computed on the CPU backend only") }
+        guard inputs.count == B * S else { throw ModelError("expected \(B * S) inputs, got \(inputs.count)") }
+        try checkVocabulary(inputs)
+        try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
+        let acts = inferenceActivations(batch: B, sequence: S, outRows: B * S)
+        _ = runForward(
+            ids: inputs, batch: B, sequence: S, cache: makeCache(batch: B, capacity: S), acts: acts, training: false, observer: nil)
+        return StreamDecorrelationOps.penalty(
+            x: acts.finalNormed.host, streams: config.streams, rowsPerStream: B * S, dim: config.hiddenSize, dX: nil, scale: 0)
     }
 
     /// Mean next-token loss without gradients (validation).

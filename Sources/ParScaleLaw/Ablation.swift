@@ -58,6 +58,8 @@ public struct AblationCell: Codable, Sendable {
     public var difference: Double
     /// Standard error of that mean difference (sd of the paired differences / sqrt(seeds)).
     public var differenceSE: Double
+    /// Two-sided p-value of the paired t (difference / SE) with seeds - 1 degrees of freedom.
+    public var pValue: Double?
     /// The gain the paper's law (k = 0.39) predicts for this P at this size, read off this
     /// ablation's own P = 1 sizes (their loss slope in ln N), and the measured gain as a fraction of it.
     public var lawGain: Double?
@@ -112,9 +114,11 @@ public struct AblationTable: Codable, Sendable {
             let (mean, sd) = meanAndSD(losses)
             let (difference, differenceSD) = meanAndSD(differences)
             let lawGain = slope.map { -$0 * log(1 + paperK * log(Double(p))) }
+            let se = differenceSD / Double(seeds.count).squareRoot()
+            let pValue = se > 0 && seeds.count > 1 ? StudentT.twoSidedP(t: difference / se, df: Double(seeds.count - 1)) : nil
             cells.append(AblationCell(
                 recipe: recipe, hidden: h, streams: p, seeds: seeds, losses: losses, mean: mean, sd: sd, difference: difference,
-                differenceSE: differenceSD / Double(seeds.count).squareRoot(), lawGain: lawGain,
+                differenceSE: se, pValue: pValue, lawGain: lawGain,
                 fractionOfLawGain: lawGain.flatMap { $0 > 0 ? -difference / $0 : nil }))
         }
         return AblationTable(cells: cells, baselines: baselines)
@@ -128,25 +132,38 @@ public struct AblationTable: Codable, Sendable {
 
     /// Header and rows, shared by the terminal, Markdown and HTML.
     public var rows: (header: [String], rows: [[String]]) {
-        let header = ["recipe", "hidden", "P", "seeds", "mean val loss", "sd", "vs P = 1", "± SE", "t", "law's gain", "fraction"]
+        let header = ["recipe", "hidden", "P", "seeds", "mean val loss", "sd", "vs P = 1", "± SE", "t", "p", "law's gain", "fraction"]
         var rows = baselines.map { b in
-            [b.recipe, "\(b.hidden)", "1", "\(b.seeds.count)", String(format: "%.4f", b.mean), String(format: "%.4f", b.sd), "", "", "", "", ""]
+            [b.recipe, "\(b.hidden)", "1", "\(b.seeds.count)", String(format: "%.4f", b.mean), String(format: "%.4f", b.sd), "", "", "", "", "", ""]
         }
         for c in cells {
             let t = c.differenceSE > 0 ? String(format: "%.1f", c.difference / c.differenceSE) : "-"
             rows.append([
                 c.recipe, "\(c.hidden)", "\(c.streams)", "\(c.seeds.count)", String(format: "%.4f", c.mean), String(format: "%.4f", c.sd),
-                String(format: "%+.4f", c.difference), String(format: "%.4f", c.differenceSE), t,
+                String(format: "%+.4f", c.difference), String(format: "%.4f", c.differenceSE), t, c.pValue.map { String(format: "%.3f", $0) } ?? "-",
                 c.lawGain.map { String(format: "%.4f", $0) } ?? "-", c.fractionOfLawGain.map { String(format: "%.2f", $0) } ?? "-",
             ])
         }
         return (header, rows)
     }
 
+    /// The lowest-p cell that beats P = 1, quoted with the number of cells tried: the best of many
+    /// cells is chosen after the fact, so its p-value alone overstates it (no correction is applied).
+    public var bestCellLine: String {
+        let tried = cells.count
+        guard let best = cells.filter({ $0.difference < 0 && $0.pValue != nil }).min(by: { $0.pValue! < $1.pValue! }) else {
+            return "No cell beat P = 1 with a p-value (\(tried) cells tried)."
+        }
+        return String(
+            format: "Best cell: %@ at hidden %d, P = %d: %+.4f vs P = 1 over %d seeds, p = %.3f (t, %d df)%@; the best of %d cells tried, p not corrected for that.",
+            best.recipe, best.hidden, best.streams, best.difference, best.seeds.count, best.pValue!, best.seeds.count - 1,
+            best.fractionOfLawGain.map { String(format: ", %.0f%% of the law's gain", 100 * $0) } ?? "", tried)
+    }
+
     public var markdown: String {
         let (header, rows) = rows
         return "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---|" }.joined() + "\n"
-            + rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+            + rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n\n" + bestCellLine + "\n"
     }
 
     public func save(_ dir: String) throws {

@@ -87,6 +87,10 @@ public struct LawFit: Codable, Sendable {
     public var huberObjective: Double
     /// Number of bootstrap refits that produced a finite fit (used for the intervals).
     public var bootstrapSamples: Int
+    /// Share of those refits with k at its lower bound (k <= 1e-6): when it is above 2.5%, the
+    /// interval's lower end is the bound itself, and the percentile interval is not a 95% interval
+    /// of a free parameter (the fitted k's distribution is cut at 0).
+    public var kAtBoundShare: Double
 }
 
 public struct LawError: Error, CustomStringConvertible {
@@ -314,14 +318,17 @@ public enum LawFitter {
 
     /// fit + R^2 + leave-one-out + bootstrap.
     ///
-    /// Leave-one-out and bootstrap refits start from the full-data optimum (warm start) and 3 fixed
-    /// points of the script's grid (4 starts instead of 300); the lowest objective wins.
+    /// Bootstrap refits start from the full-data optimum (warm start) and the same 300-point grid as
+    /// the main fit (`fewerStarts`: 3 of its points instead, for quick checks); the lowest objective
+    /// wins. With only a few starts a refit can stop in a local optimum that the main fit would not
+    /// have chosen, which moves the interval (issue #18). Leave-one-out refits (one point less, near
+    /// the optimum) start from the optimum and the 3 points.
     /// Bootstrap: `samples` resamples of the points with replacement (seeded SplitMix64, deterministic,
     /// independent of thread scheduling); with `errors` each resampled loss is also perturbed by
     /// N(0, errors[i]^2) noise (from a separate stream, so the resampling indices do not change).
     /// Intervals are 95% percentile intervals (2.5% / 97.5%, linear interpolation).
     public static func analyse(
-        _ points: [LawPoint], errors: [Double]? = nil, samples: Int = 200, seed: UInt64 = 0
+        _ points: [LawPoint], errors: [Double]? = nil, samples: Int = 200, seed: UInt64 = 0, fewerStarts: Bool = false
     ) throws -> LawFit {
         if let errors {
             guard errors.count == points.count else {
@@ -334,6 +341,7 @@ public enum LawFitter {
         guard samples >= 0 else { throw LawError("samples must be >= 0, got \(samples)") }
         let (params, core, scale) = try fullFit(points)
         let refitStarts = [core.x] + refitGrid
+        let bootstrapStarts = fewerStarts ? refitStarts : [core.x] + fullGrid
         let n = points.count
 
         // leave-one-out
@@ -364,7 +372,7 @@ public enum LawFitter {
                 }
                 sample.append(p)
             }
-            guard let f = fitCore(Problem(points: sample, scale: scale), starts: refitStarts) else { return nil }
+            guard let f = fitCore(Problem(points: sample, scale: scale), starts: bootstrapStarts) else { return nil }
             return parameters(f.x, scale: scale)
         }.compactMap { $0 }
 
@@ -386,7 +394,8 @@ public enum LawFitter {
             looError: looError,
             intervals: intervals,
             huberObjective: core.value,
-            bootstrapSamples: boot.count)
+            bootstrapSamples: boot.count,
+            kAtBoundShare: boot.isEmpty ? 0 : Double(boot.filter { $0.k <= 1e-6 }.count) / Double(boot.count))
     }
 
     /// Linear-interpolation percentile of sorted values (numpy's default), q in [0, 1].

@@ -99,6 +99,18 @@ public enum Report {
                 [["E", String(format: "%.4g", fit.E), interval("E")], ["A", String(format: "%.4g", fit.A), interval("A")],
                  ["alpha", String(format: "%.4g", fit.alpha), interval("alpha")], ["k", String(format: "%.4g", fit.k), interval("k")],
                  ["R²", String(format: "%.4f", fit.r2), ""], ["leave-one-out |Δ log L|", String(format: "%.4g", fit.looError), ""]]))
+            if let power = PowerReport.load(dir) {
+                let k = fit.intervals["k"].map { String(format: "k = %.3f, 95%% interval [%.3f, %.3f]%@", fit.k, $0[0], $0[1], fit.kExcludesZero ? "" : ": includes 0") } ?? String(format: "k = %.3f", fit.k)
+                var rows = [["fitted", k]]
+                if let share = fit.kAtBoundShare { rows.append(["bootstrap refits with k at its lower bound (0)", String(format: "%.0f%%", 100 * share)]) }
+                rows.append(["detectable k before training (80% power, 5% two-sided)", String(format: "%.3f (%@)", power.prior.detectableK, power.prior.source)])
+                if let m = power.measured {
+                    rows.append(["detectable k with this study's own P = 1 seeds", String(format: "%.3f (seed sd %.4f, slope %.4f)", m.detectableK, m.sigma, m.slope)])
+                }
+                rows.append(["the paper's k (Stack-V2-Python)", "0.39"])
+                rows.append(["cheapest study that could detect k = 0.39", power.cheapestForPaperK.map { $0.description + " (\($0.source))" } ?? "none of the plans searched"])
+                tables.append(("What this study could detect", ["", ""], rows))
+            }
             tables.append((
                 "Equivalent dense size N_eq = N (1 + k ln P)", ["P", "N_eq / N"],
                 streams.map { ["\($0)", String(format: "%.3f", 1 + fit.k * log(Double($0)))] }))

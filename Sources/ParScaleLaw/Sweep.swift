@@ -187,8 +187,8 @@ public enum Sweep {
 }
 
 extension SweepPlan {
-    /// Named grids. `tiny` runs in about a minute (CI runs it through `study`); `small` in under
-    /// half an hour on 2 cores; `paper` is the paper's grid of shapes (36 layers, 16/2 heads, its
+    /// Named grids. `tiny` runs in about a minute (CI runs it through `study`); `small` in about
+    /// half an hour on 2 cores; `medium` in about 5 hours (or on a GPU); `paper` is the paper's grid of shapes (36 layers, 16/2 heads, its
     /// intermediate sizes; byte vocabulary here) at P = 1, 2, 4, 8, for `--emit-jobs` on big machines.
     public static func preset(_ name: String) -> SweepPlan? {
         switch name {
@@ -201,10 +201,23 @@ extension SweepPlan {
             plan.taskExamples = 0
             return plan
         case "small":
-            // Code is smooth and capacity-limited at these sizes (seed sd about 0.01 nats), unlike the
-            // reasoning tasks, whose sudden steps make seed noise hide any P effect (science notes).
-            var plan = SweepPlan(hiddenSizes: [48, 64, 96], streams: [1, 2, 4], seeds: [0, 1, 2], tokens: 1_000_000)
-            plan.evalWindows = 64
+            // Code is smooth and capacity-limited at these sizes (seed sd about 0.005-0.01 nats), unlike
+            // the reasoning tasks, whose sudden steps make seed noise hide any P effect (science notes).
+            // Chosen by `study --plan-only` (StudyPower): of the plans searched, the smallest detectable
+            // k (0.082 with the 2M-token noise in Tools/bench/RESULTS.md) within about half an hour
+            // on 2 cores. At 2M tokens the seed sd is half that at 1M while the P = 1 slope falls
+            // less, so fewer, longer runs win; P = 4 alone carries as much information on k per run
+            // as P = 2 and 4 together under the law (sum of (ln P - mean)^2), at two thirds the runs.
+            var plan = SweepPlan(hiddenSizes: [48, 64, 96], streams: [1, 4], seeds: [0, 1, 2], tokens: 2_000_000)
+            plan.evalWindows = 256  // 32k validation tokens, as the ablation
+            plan.taskExamples = 0
+            plan.data = .text(TextCorpus.builtinCode, seed: 0)
+            return plan
+        case "medium":
+            // For longer runs and GPUs (about 5 h on 2 cores): 4x the tokens, so the models are less
+            // data-limited (11-43 tokens per parameter), 5 seeds, P = 1, 2, 4 to see the law's shape.
+            var plan = SweepPlan(hiddenSizes: [64, 96, 128], streams: [1, 2, 4], seeds: [0, 1, 2, 3, 4], tokens: 8_000_000)
+            plan.evalWindows = 256
             plan.taskExamples = 0
             plan.data = .text(TextCorpus.builtinCode, seed: 0)
             return plan

@@ -17,6 +17,10 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var prefixReparam = 0
     /// The aggregator's last layer at zero (uniform first weights) or normal like other weights.
     public var aggregatorInit = AggregatorInit.zero
+    /// The prefixes' initial std: `prefixStd`, or tied to the width (`PrefixScale.keys`).
+    public var prefixScale = PrefixScale.fixed
+    /// Weight λ of the stream decorrelation penalty (a training term; `StreamDecorrelationOps`); 0: off.
+    public var streamDecorrelation = 0.0
 
     public init() {}
 
@@ -45,6 +49,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         ("aggnormal", with { $0.aggregatorInit = .normal }, "aggregator's last layer N(0, 0.02) instead of zero"),
         ("smooth0", with { $0.smoothing = 0 }, "no aggregation smoothing"),
         ("reparam-std0.2", with { $0.prefixReparam = 64; $0.prefixStd = 0.2 }, "reparam and std0.2 together"),
+        ("reparam-decor", with { $0.prefixReparam = 64; $0.streamDecorrelation = 0.1 },
+         "reparam, plus 0.1 x the mean squared cosine between the streams' final states (issue #18)"),
+        ("reparam-keyscale", with { $0.prefixReparam = 64; $0.prefixScale = .keys },
+         "reparam, prefixes at the std of the initial keys, 0.02 sqrt(hidden) (issue #18)"),
     ]
 
     public static func named(_ name: String) -> Recipe? { named.first { $0.name == name }?.recipe }
@@ -59,7 +67,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     static func with(_ change: (inout Recipe) -> Void) -> Recipe { Recipe().changed(change) }
 
     public func initOptions(seed: UInt64) -> InitOptions {
-        InitOptions(seed: seed, prefixStd: prefixStd, aggregatorInit: aggregatorInit)
+        InitOptions(seed: seed, prefixStd: prefixStd, aggregatorInit: aggregatorInit, prefixScale: prefixScale)
     }
 
     /// What a run records about its recipe (trainer_state.json's `recipe`).
@@ -67,7 +75,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         [
             "prefix_tokens": String(prefixTokens), "prefix_std": String(prefixStd), "smoothing": String(smoothing),
             "parscale_lr_scale": String(parscaleLRScale), "prefix_reparam": String(prefixReparam),
-            "aggregator_init": aggregatorInit.rawValue,
+            "aggregator_init": aggregatorInit.rawValue, "prefix_scale": prefixScale.rawValue,
+            "stream_decorrelation": String(streamDecorrelation),
         ]
     }
 
@@ -76,6 +85,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public func apply(to options: inout TrainingOptions, streams: Int) {
         options.optimizer.parscaleLRScale = parscaleLRScale
         options.prefixReparam = streams > 1 ? prefixReparam : 0
+        options.streamDecorrelation = streams > 1 ? streamDecorrelation : 0
     }
 
     public init(from decoder: Decoder) throws {
@@ -87,5 +97,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         parscaleLRScale = try c.decodeIfPresent(Double.self, forKey: .parscaleLRScale) ?? d.parscaleLRScale
         prefixReparam = try c.decodeIfPresent(Int.self, forKey: .prefixReparam) ?? d.prefixReparam
         aggregatorInit = try c.decodeIfPresent(AggregatorInit.self, forKey: .aggregatorInit) ?? d.aggregatorInit
+        prefixScale = try c.decodeIfPresent(PrefixScale.self, forKey: .prefixScale) ?? d.prefixScale
+        streamDecorrelation = try c.decodeIfPresent(Double.self, forKey: .streamDecorrelation) ?? d.streamDecorrelation
     }
 }

@@ -20,6 +20,7 @@ public struct RecycleOptions: Sendable {
     public var smoothing = ModelConfig.defaultSmoothingForNewModels
     public var prefixInit = PrefixInit.normal
     public var prefixStd = InitOptions.defaultPrefixStd
+    public var prefixScale = PrefixScale.fixed
     public var aggregatorInit = AggregatorInit.zero
     public var seed: UInt64 = 0
     public init(streams: Int) { self.streams = streams }
@@ -46,7 +47,7 @@ public enum Recycler {
         // Start from a fresh initialisation (ParScale tensors), then copy the backbone over it.
         var host = [Float](repeating: 0, count: layout.totalCount)
         host.withUnsafeMutableBufferPointer {
-            Initializer.initialize(layout, into: $0, options: InitOptions(seed: o.seed, prefixStd: o.prefixStd, aggregatorInit: o.aggregatorInit))
+            Initializer.initialize(layout, into: $0, options: InitOptions(seed: o.seed, prefixStd: o.prefixStd, aggregatorInit: o.aggregatorInit, prefixScale: o.prefixScale))
         }
         var sourceHost = [Float](repeating: 0, count: source.parameters.count)
         sourceHost.withUnsafeMutableBufferPointer { source.backend.download(source.parameters, into: $0) }

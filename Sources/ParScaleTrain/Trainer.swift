@@ -39,6 +39,12 @@ public final class Trainer {
         guard o.batch > 0, o.sequence > 1, o.steps > 0, o.accumulate > 0, o.evalEvery > 0, o.checkpointEvery > 0 else {
             throw TrainingError("batch, steps, accumulate and the eval/checkpoint intervals must be positive, and the sequence at least 2")
         }
+        guard o.streamDecorrelation >= 0 && o.streamDecorrelation.isFinite else {
+            throw TrainingError("--stream-decorrelation must be a finite weight of at least 0, got \(o.streamDecorrelation)")
+        }
+        if o.streamDecorrelation > 0 && model.config.streams > 1 && !(model.backend is CPUBackend) {
+            throw TrainingError("--stream-decorrelation is implemented on the CPU backend only (this is \(model.backend.name)); use --backend cpu or leave it at 0")
+        }
         backend = model.backend
         self.runDirectory = runDirectory
         self.model = model
@@ -252,8 +258,8 @@ public final class Trainer {
             let (inputs, targets) = stream.nextBatch(batch: o.batch, sequence: o.sequence)
             try model.accumulateGradients(
                 inputs: inputs, targets: targets, batch: o.batch, sequence: o.sequence, gradients: gradients,
-                gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone, loss: stepScalars[0],
-                microBatches: o.accumulate)
+                gradScale: 1 / Float(o.accumulate), trainBackbone: !o.freezeBackbone,
+                streamDecorrelation: Float(o.streamDecorrelation), loss: stepScalars[0], microBatches: o.accumulate)
         }
         // The reparameterisation's gradients, norm, update and fold into the prefixes are recorded
         // with the rest: the step is one submission, and its one wait reads the loss and the norm.

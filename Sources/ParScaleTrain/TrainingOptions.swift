@@ -19,6 +19,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var freezeBackbone = false
     /// Hidden width of the prefix reparameterisation MLP (`PrefixReparam`); 0: plain prefixes.
     public var prefixReparam = 0
+    /// Weight λ of the stream decorrelation penalty (`StreamDecorrelationOps`, a training term only; CPU); 0: off.
+    public var streamDecorrelation = 0.0
     /// How checkpoints store the model (`checkpoint/model.safetensors` or its shards): F32, BF16 or
     /// F16. Training state stays F32 (`Trainer.masterFileName` holds the exact weights otherwise).
     public var checkpointDType = SafeTensorsDType.F32
@@ -41,6 +43,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         optimizer = try c.decode(OptimizerOptions.self, forKey: .optimizer)
         freezeBackbone = try c.decodeIfPresent(Bool.self, forKey: .freezeBackbone) ?? false
         prefixReparam = try c.decodeIfPresent(Int.self, forKey: .prefixReparam) ?? 0  // runs from before it existed
+        streamDecorrelation = try c.decodeIfPresent(Double.self, forKey: .streamDecorrelation) ?? 0
         checkpointDType = try c.decodeIfPresent(SafeTensorsDType.self, forKey: .checkpointDType) ?? .F32
         maxShardBytes = try c.decodeIfPresent(Int.self, forKey: .maxShardBytes) ?? Checkpoint.defaultMaxShardBytes
     }

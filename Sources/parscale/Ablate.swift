@@ -10,8 +10,9 @@ struct Ablate: ParsableCommand {
         discussion: """
             Trains every run that is not finished yet (resumable, like sweep), then prints per cell the mean \
             validation loss over seeds, their standard deviation, the difference to P = 1 paired by seed (same \
-            data order) with its standard error and t = difference / SE, and that gain as a fraction of what \
-            the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation. Also writes \
+            data order) with its standard error, t = difference / SE and its two-sided p-value from the t \
+            distribution with seeds - 1 degrees of freedom (t = 3.1 over 3 seeds is p = 0.09), and that gain as a fraction of what \
+            the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation; then the best cell with the number of cells tried. Also writes \
             DIR/ablation.json, DIR/ablation.md, and the table into `parscale report DIR`.
             Default grid: hidden 64 and 96 (4 layers), 2M tokens of the built-in code corpus, seeds 0-2, P = 4. \
             Recipes (each changes one thing from base, or combines two; reparam is the default of init/pretrain/sweep/study):
@@ -77,7 +78,8 @@ struct Ablate: ParsableCommand {
             for row in [header] + rows {
                 print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
             }
-            print("(difference to P = 1 paired by seed; negative is better; t = difference / SE)")
+            print("(difference to P = 1 paired by seed; negative is better; t = difference / SE; p two-sided from the t distribution with seeds - 1 df)")
+            print(table.bestCellLine)
         }
     }
 }

@@ -20,7 +20,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Tokens per validation window.") var seq: Int = 128
     @Option(help: "Validation windows.") var windows: Int = 64
     @Option(name: .customLong("task-examples"), help: "Held-out task prompts.") var taskExamples: Int = 100
-    @Flag(help: "Print one JSON object with val_loss, bits_per_byte, task_accuracy.") var json = false
+    @Flag(name: .customLong("stream-similarity"), help: "P > 1, CPU backend: also the mean squared cosine similarity between the streams' final hidden states on the validation windows (what --stream-decorrelation penalises; 1: identical streams, 0: orthogonal).") var streamSimilarity = false
+    @Flag(help: "Print one JSON object with val_loss, bits_per_byte, task_accuracy (and stream_cos2).") var json = false
 
     func run() throws {
         let model = try options.load()
@@ -29,11 +30,27 @@ struct Eval: ParsableCommand {
         spec.tokenizer = encoding.tokenizer?.fingerprint
         let text = try spec.corpus(encoding: encoding, cacheDirectory: nil, validationOnly: true, progress: progressLine)
         let e = try Evaluator.evaluate(model: model, data: spec, corpus: text, windows: windows, sequence: seq, taskExamples: taskExamples)
+        var similarity: Double?
+        if streamSimilarity {
+            guard model.config.streams > 1, model.backend is CPUBackend else {
+                throw ValidationError("--stream-similarity needs a model with P > 1 on the CPU backend (--backend cpu); this one has P = \(model.config.streams) on \(model.backend.name)")
+            }
+            let set = try validationWindows(source: spec.source, corpus: text, count: windows, sequence: seq)
+            var total = 0.0
+            for start in stride(from: 0, to: set.count, by: 8) {
+                let part = Array(set[start..<min(set.count, start + 8)])
+                total += Double(part.count) * (try model.streamDecorrelation(inputs: part.flatMap { $0.dropLast() }, batch: part.count, sequence: seq))
+            }
+            similarity = total / Double(max(1, set.count))
+        }
         if json {
-            printJSON(e.json)
+            var object = e.json
+            if let similarity { object["stream_cos2"] = similarity }
+            printJSON(object)
         } else {
             print(String(format: "val loss %.4f | %.4f bits/byte", e.validationLoss, e.bitsPerByte)
-                + (e.taskAccuracy.map { String(format: " | task accuracy %.1f%% (%d prompts)", 100 * $0, taskExamples) } ?? ""))
+                + (e.taskAccuracy.map { String(format: " | task accuracy %.1f%% (%d prompts)", 100 * $0, taskExamples) } ?? "")
+                + (similarity.map { String(format: " | streams' mean cos^2 %.4f", $0) } ?? ""))
         }
     }
 }

@@ -20,6 +20,10 @@ struct RecipeFlags: ParsableArguments {
     var prefixReparam: Int?
     @Option(name: .customLong("aggregator-init"), help: "The aggregator's last layer: zero (uniform first weights) or normal (default \(Recipe.standard.aggregatorInit.rawValue)).")
     var aggregatorInit: AggregatorInit?
+    @Option(name: .customLong("prefix-scale"), help: "Initial prefix std: fixed (--prefix-std) or keys (the std of the new backbone's keys and values, 0.02 x sqrt(hidden), so it scales with the width) (default \(Recipe.standard.prefixScale.rawValue)).")
+    var prefixScale: PrefixScale?
+    @Option(name: .customLong("stream-decorrelation"), help: "Weight λ of a training penalty on the mean squared cosine similarity between the P streams' final hidden states (before aggregation), keeping the streams apart; checkpoints are unchanged. CPU backend only (default \(Recipe.standard.streamDecorrelation): off).")
+    var streamDecorrelation: Double?
 
     func validate() throws {
         if let recipe, Recipe.named(recipe) == nil {
@@ -29,6 +33,9 @@ struct RecipeFlags: ParsableArguments {
         if let prefixStd, !(prefixStd >= 0) { throw ValidationError("--prefix-std must be at least 0, got \(prefixStd)") }
         if let smoothing, !(smoothing >= 0 && smoothing < 1) { throw ValidationError("--smoothing must be in [0, 1), got \(smoothing)") }
         if let parscaleLRScale, !(parscaleLRScale > 0) { throw ValidationError("--parscale-lr-scale must be positive, got \(parscaleLRScale)") }
+        if let streamDecorrelation, !(streamDecorrelation >= 0 && streamDecorrelation.isFinite) {
+            throw ValidationError("--stream-decorrelation must be a finite weight of at least 0, got \(streamDecorrelation)")
+        }
         if let prefixReparam, prefixReparam < 0 { throw ValidationError("--prefix-reparam must be 0 (off) or a width, got \(prefixReparam)") }
     }
 
@@ -41,8 +48,11 @@ struct RecipeFlags: ParsableArguments {
         if let parscaleLRScale { r.parscaleLRScale = parscaleLRScale }
         if let prefixReparam { r.prefixReparam = prefixReparam }
         if let aggregatorInit { r.aggregatorInit = aggregatorInit }
+        if let prefixScale { r.prefixScale = prefixScale }
+        if let streamDecorrelation { r.streamDecorrelation = streamDecorrelation }
         return r
     }
 }
 
 extension AggregatorInit: ExpressibleByArgument {}
+extension PrefixScale: ExpressibleByArgument {}

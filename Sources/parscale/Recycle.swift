@@ -53,6 +53,7 @@ struct Recycle: ParsableCommand {
             recycleOptions.prefixTokens = recipe.prefixTokens
             recycleOptions.prefixInit = prefixInit
             recycleOptions.prefixStd = recipe.prefixStd
+            recycleOptions.prefixScale = recipe.prefixScale
             recycleOptions.smoothing = recipe.smoothing
             recycleOptions.aggregatorInit = recipe.aggregatorInit
             recycleOptions.seed = training.seed

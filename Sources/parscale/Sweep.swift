@@ -22,7 +22,7 @@ struct SweepCommand: ParsableCommand {
             """)
 
     @Option(help: "Sweep folder.") var out: String
-    @Option(help: "Preset grid: tiny, small or paper (explicit flags override it).") var preset: String?
+    @Option(help: "Preset grid: tiny, small, medium or paper (explicit flags override it).") var preset: String?
     @Option(help: "Hidden sizes, comma-separated.") var sizes: String?
     @Option(name: .customLong("P"), help: "Stream counts, comma-separated.") var streams: String?
     @Option(help: "Seeds, comma-separated.") var seeds: String?
@@ -50,7 +50,7 @@ struct SweepCommand: ParsableCommand {
     func plan() throws -> SweepPlan {
         var plan: SweepPlan
         if let preset {
-            guard let p = SweepPlan.preset(preset) else { throw ValidationError("--preset must be tiny, small or paper, got '\(preset)'") }
+            guard let p = SweepPlan.preset(preset) else { throw ValidationError("--preset must be tiny, small, medium or paper, got '\(preset)'") }
             plan = p
         } else {
             guard sizes != nil, streams != nil, tokens != nil else {

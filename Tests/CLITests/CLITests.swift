@@ -232,7 +232,7 @@ final class CLITests: XCTestCase {
         for file in ["report.html", "report.md", "fit.json", "cost.json", "plan.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + file), file)
         }
-        let fit = try json(try parscale(["fit", dir, "--samples", "20", "--json"]).out)
+        let fit = try json(try parscale(["fit", dir, "--samples", "5", "--json"]).out)
         for key in ["E", "A", "alpha", "k", "r2"] { XCTAssertNotNil(fit[key] as? Double, key) }
         // A second study run skips every finished run.
         let again = try parscale(["study", "--preset", "tiny", "--out", dir])

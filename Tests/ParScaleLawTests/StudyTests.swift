@@ -36,7 +36,7 @@ final class StudyTests: XCTestCase {
             XCTAssertEqual(r.nonEmbeddingParameters, ParameterLayout(plan.config(SweepRun(hidden: r.hidden, streams: r.streams, seed: 0))).counts.nonEmbedding)
         }
 
-        let fit = try LawFitter.analyse(results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }, samples: 20)
+        let fit = try LawFitter.analyse(results.map { LawPoint(N: Double($0.lawN), P: $0.streams, loss: $0.validationLoss) }, samples: 20, fewerStarts: true)
         let summary = FitSummary(
             E: fit.parameters.E, A: fit.parameters.A, alpha: fit.parameters.alpha, k: fit.parameters.k, r2: fit.r2,
             intervals: fit.intervals.mapValues { [$0.low, $0.high] }, looError: fit.looError, points: results.count)
@@ -46,6 +46,8 @@ final class StudyTests: XCTestCase {
         ) { config, b, prompt, new in try CostModel.probe(config: config, batch: b, prompt: prompt, new: new, repeats: 1) }
         XCTAssertGreaterThan(ParameterLayout(cost.dense).counts.nonEmbedding, ParameterLayout(cost.base).counts.nonEmbedding)
         try atomicWrite(JSONEncoder().encode(cost), to: CostReport.path(dir))
+
+        try PowerReport.make(plan: plan, results: results).save(dir)
 
         let html = try String(contentsOfFile: try Report.write(dir: dir), encoding: .utf8)
         let markdown = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
@@ -57,11 +59,14 @@ final class StudyTests: XCTestCase {
             XCTAssertTrue(svg.contains(title), title)
             XCTAssertTrue(svg.contains("<circle") || svg.contains("<polyline"), "\(title) has no data")
         }
-        for table in ["Runs", "Loss by size and P", "Fit: L(N, P)", "Equivalent dense size", "Measured cost"] {
+        for table in ["Runs", "Loss by size and P", "Fit: L(N, P)", "What this study could detect", "Equivalent dense size", "Measured cost"] {
             XCTAssertTrue(html.contains("<h2>\(table)"), "HTML lacks table \(table)")
             XCTAssertTrue(markdown.contains("## \(table)"), "Markdown lacks table \(table)")
         }
-        XCTAssertEqual(html.components(separatedBy: "<table>").count - 1, 5)
+        XCTAssertEqual(html.components(separatedBy: "<table>").count - 1, 6)
+        // The power table: the detectable k beside the fitted interval, and the cheapest plan for 0.39.
+        XCTAssertTrue(markdown.contains("| detectable k before training"), markdown)
+        XCTAssertTrue(markdown.contains("| cheapest study that could detect k = 0.39 | hidden"), markdown)
         for r in results { XCTAssertTrue(html.contains("<td>\(r.name)</td>"), r.name) }
         for name in ["report-loss-vs-n.svg", "report-loss-vs-p.svg", "report-cost-ratios.svg"] {
             XCTAssertTrue(markdown.contains("](\(name))"))

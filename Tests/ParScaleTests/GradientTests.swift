@@ -25,14 +25,22 @@ final class GradientTests: XCTestCase {
         return ParScaleModel(config: config, backend: backend, parameters: parameters)
     }
 
-    func check(P: Int, tied: Bool, smoothing: Double = 0.1, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `decorrelation` λ: the objective is the loss plus λ times the stream decorrelation penalty.
+    func check(
+        P: Int, tied: Bool, smoothing: Double = 0.1, decorrelation: Double = 0, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let model = tinyModel(P: P, tied: tied, smoothing: smoothing, seed: UInt64(10 * P + (tied ? 1 : 0)))
         let B = 2, S = 5, V = model.config.vocabSize
         var rng = SeededGenerator(seed: 99)
         let inputs = (0..<B * S).map { _ in Int32(rng.next() % UInt64(V)) }
         let targets = (0..<B * S).map { _ in Int32(rng.next() % UInt64(V)) }
         let grads = model.backend.allocate(model.parameters.count)
-        _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads)
+        _ = try model.accumulateGradients(
+            inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads, streamDecorrelation: Float(decorrelation))
+        func objective() throws -> Double {
+            let loss = try model.loss(inputs: inputs, targets: targets, batch: B, sequence: S)
+            return decorrelation == 0 ? loss : loss + decorrelation * (try model.streamDecorrelation(inputs: inputs, batch: B, sequence: S))
+        }
         let params = model.parameters.host, g = grads.host
         let h: Float = 1e-3
         var checked = 0
@@ -44,9 +52,9 @@ final class GradientTests: XCTestCase {
             for i in coordinates {
                 let saved = params[i]
                 params[i] = saved + h
-                let up = try model.loss(inputs: inputs, targets: targets, batch: B, sequence: S)
+                let up = try objective()
                 params[i] = saved - h
-                let down = try model.loss(inputs: inputs, targets: targets, batch: B, sequence: S)
+                let down = try objective()
                 params[i] = saved
                 let numeric = (up - down) / Double(2 * h)
                 let analytic = Double(g[i])
@@ -67,6 +75,52 @@ final class GradientTests: XCTestCase {
     func testGradientsP2TiedNoSmoothing() throws { try check(P: 2, tied: true, smoothing: 0) }
     func testGradientsP4Tied() throws { try check(P: 4, tied: true) }
     func testGradientsP4Untied() throws { try check(P: 4, tied: false) }
+    // A large λ, so the penalty's share of each gradient is well above the tolerance.
+    func testGradientsWithStreamDecorrelationP2() throws { try check(P: 2, tied: false, decorrelation: 3) }
+    func testGradientsWithStreamDecorrelationP4() throws { try check(P: 4, tied: true, decorrelation: 3) }
+
+    /// The penalty alone moves the gradient: without it the same check must fail (the test can fail).
+    func testStreamDecorrelationChangesTheGradient() throws {
+        let model = tinyModel(P: 2, tied: false, smoothing: 0.1, seed: 5)
+        let inputs: [Int32] = [1, 2, 3, 4, 5, 6], targets: [Int32] = [2, 3, 4, 5, 6, 7]
+        let with = model.backend.allocate(model.parameters.count), without = model.backend.allocate(model.parameters.count)
+        _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: 2, sequence: 3, gradients: with, streamDecorrelation: 3)
+        _ = try model.accumulateGradients(inputs: inputs, targets: targets, batch: 2, sequence: 3, gradients: without)
+        let penalty = try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 3)
+        XCTAssertGreaterThan(penalty, 0.01)
+        let difference = (0..<with.count).map { Double(abs(with.host[$0] - without.host[$0])) }.max()!
+        XCTAssertGreaterThan(difference, 1e-3, "λ = 3 must change the gradient")
+    }
+}
+
+/// The penalty's value on hand-made states: cos^2 of (1, 0) and (1, 1) is 1/2; orthogonal is 0; equal is 1.
+final class StreamDecorrelationTests: XCTestCase {
+    func penalty(_ x: [Float], P: Int, n: Int, H: Int) -> Double {
+        x.withUnsafeBufferPointer { StreamDecorrelationOps.penalty(x: $0.baseAddress!, streams: P, rowsPerStream: n, dim: H, dX: nil, scale: 0) }
+    }
+
+    func testPenaltyOnHandMadeStates() {
+        XCTAssertEqual(penalty([1, 0, 1, 1], P: 2, n: 1, H: 2), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(penalty([1, 0, 0, 3], P: 2, n: 1, H: 2), 0, accuracy: 1e-12)
+        XCTAssertEqual(penalty([2, 1, -4, -2], P: 2, n: 1, H: 2), 1, accuracy: 1e-12)
+        // Two positions (stream-major rows), the mean of 1/2 and 1; three streams, the mean over 3 pairs.
+        XCTAssertEqual(penalty([1, 0, 0, 1, 1, 1, 0, 2], P: 2, n: 2, H: 2), 0.75, accuracy: 1e-12)
+        XCTAssertEqual(penalty([1, 0, 0, 1, 1, 1], P: 3, n: 1, H: 2), (0 + 0.5 + 0.5) / 3, accuracy: 1e-12)
+    }
+
+    /// A model whose two streams have the same prefixes computes the same states twice: penalty 1.
+    /// Distinct prefixes make it smaller.
+    func testIdenticalStreamsHavePenaltyOne() throws {
+        let model = ParScaleModel.initialized(tinyConfig(P: 2), backend: CPUBackend(), options: InitOptions(seed: 3, prefixStd: 0.5))
+        let inputs: [Int32] = (0..<12).map { Int32($0 * 7 % 256) }
+        XCTAssertLessThan(try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 6), 0.999)
+        let params = model.parameters.host
+        for entry in model.layout.entries where entry.name.hasSuffix("prefix_k") || entry.name.hasSuffix("prefix_v") {
+            let half = entry.count / 2  // [P = 2, ...]: stream 1 := stream 0
+            for i in 0..<half { params[entry.offset + half + i] = params[entry.offset + i] }
+        }
+        XCTAssertEqual(try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 6), 1, accuracy: 1e-6)
+    }
 }
 
 /// The prefix reparameterisation's layer op (Ops/PrefixMLP.swift) against central differences.

@@ -99,6 +99,18 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
         }
     }
 
+    /// The stream decorrelation penalty is CPU-only: a Vulkan run refuses it, naming the flag.
+    func testStreamDecorrelationIsRefusedOnVulkan() throws {
+        let vulkan = try VulkanBackend(device: lavapipeDevice())
+        var o = shortRunOptions(steps: 1, batch: 1, sequence: 4, evalWindows: 1, learningRate: 1e-2)
+        o.streamDecorrelation = 0.1
+        let run = TestPaths.temporaryDirectory("decorrelation")
+        defer { try? FileManager.default.removeItem(at: run) }
+        XCTAssertThrowsError(try Trainer.start(runDirectory: run.path, model: tinyModel(P: 2, backend: vulkan, vocab: 256), options: o)) {
+            XCTAssertTrue("\($0)".contains("--stream-decorrelation"), "\($0)")
+        }
+    }
+
     /// The Trainer runs on Vulkan, saves a checkpoint (parameters and moments downloaded) and
     /// resumes from it; its losses match a CPU run's.
     func testTrainerRunsSavesAndResumesOnVulkan() throws {
