@@ -196,9 +196,9 @@ extension ParScaleModel {
         guard inputs.count == B * S else { throw ModelError("expected \(B * S) inputs, got \(inputs.count)") }
         try checkVocabulary(inputs)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
-        let acts = inferenceActivations(batch: B, sequence: S, outRows: B * S)
+        let acts = try inferenceActivations(batch: B, sequence: S, outRows: B * S)
         _ = runForward(
-            ids: inputs, batch: B, sequence: S, cache: makeCache(batch: B, capacity: S), acts: acts, training: false, observer: nil)
+            ids: inputs, batch: B, sequence: S, cache: try makeCache(batch: B, capacity: S), acts: acts, training: false, observer: nil)
         return StreamDecorrelationOps.penalty(
             x: acts.finalNormed.host, streams: config.streams, rowsPerStream: B * S, dim: config.hiddenSize, dX: nil, scale: 0)
     }
