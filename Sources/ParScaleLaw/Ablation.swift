@@ -86,7 +86,7 @@ public struct AblationTable: Codable, Sendable {
         var slope: Double?  // d loss / d ln N at P = 1, from the smallest and largest size
         for h in Set(p1.map(\.hidden)).sorted() {
             let runs = p1.filter { $0.hidden == h }.sorted { $0.seed < $1.seed }
-            let (mean, sd) = meanAndSD(runs.map(\.validationLoss))
+            let (mean, sd) = meanAndSampleSD(runs.map(\.validationLoss))
             baselines.append(AblationCell(
                 recipe: "P = 1", hidden: h, streams: 1, seeds: runs.map(\.seed), losses: runs.map(\.validationLoss),
                 mean: mean, sd: sd, difference: 0, differenceSE: 0))
@@ -111,8 +111,8 @@ public struct AblationTable: Codable, Sendable {
                 losses.append(r.validationLoss)
             }
             guard !seeds.isEmpty else { continue }
-            let (mean, sd) = meanAndSD(losses)
-            let (difference, differenceSD) = meanAndSD(differences)
+            let (mean, sd) = meanAndSampleSD(losses)
+            let (difference, differenceSD) = meanAndSampleSD(differences)
             let lawGain = slope.map { -$0 * log(1 + paperK * log(Double(p))) }
             let se = differenceSD / Double(seeds.count).squareRoot()
             let pValue = se > 0 && seeds.count > 1 ? StudentT.twoSidedP(t: difference / se, df: Double(seeds.count - 1)) : nil
@@ -122,12 +122,6 @@ public struct AblationTable: Codable, Sendable {
                 fractionOfLawGain: lawGain.flatMap { $0 > 0 ? -difference / $0 : nil }))
         }
         return AblationTable(cells: cells, baselines: baselines)
-    }
-
-    static func meanAndSD(_ x: [Double]) -> (Double, Double) {
-        let mean = x.reduce(0, +) / Double(max(1, x.count))
-        let variance = x.count > 1 ? x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count - 1) : 0
-        return (mean, variance.squareRoot())
     }
 
     /// Header and rows, shared by the terminal, Markdown and HTML.

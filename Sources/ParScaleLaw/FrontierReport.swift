@@ -117,9 +117,8 @@ public enum FrontierReport {
     public static func pairedDifference(_ a: [Bool], _ b: [Bool]) -> (mean: Double, half: Double) {
         let d = zip(a, b).map { Double(($1 ? 1 : 0) - ($0 ? 1 : 0)) }
         guard d.count > 1 else { return (d.first ?? 0, .nan) }
-        let mean = d.reduce(0, +) / Double(d.count)
-        let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(d.count - 1)
-        return (mean, 1.959964 * (variance / Double(d.count)).squareRoot())
+        let (mean, sd) = meanAndSampleSD(d)
+        return (mean, 1.959964 * sd / Double(d.count).squareRoot())
     }
 
     public typealias Table = (title: String, header: [String], rows: [[String]])

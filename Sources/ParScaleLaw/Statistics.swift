@@ -1,5 +1,12 @@
 import Foundation
 
+/// Mean and sample standard deviation (n - 1 in the denominator; 0 for fewer than two values).
+func meanAndSampleSD(_ x: [Double]) -> (mean: Double, sd: Double) {
+    let mean = x.reduce(0, +) / Double(max(1, x.count))
+    let variance = x.count > 1 ? x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count - 1) : 0
+    return (mean, variance.squareRoot())
+}
+
 /// Student's t distribution, for p-values of paired differences over a few seeds: with n seeds a
 /// paired t has n - 1 degrees of freedom, and at 2 degrees of freedom t = 3.1 is p = 0.09, not the
 /// p = 0.002 the normal distribution would give.
