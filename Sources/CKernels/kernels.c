@@ -151,6 +151,162 @@ void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *ou
     ps_few_rows_nt_plain(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
 }
 
+// ---- decode attention -----------------------------------------------------------------------
+// One new query per row (decode, S = 1). The sgemm attention makes two small OpenBLAS calls per
+// (row, head), whose set-up cost is most of the work at S = 1: about 7% of a P = 8 decode step
+// (Tools/bench/RESULTS.md, issue #19). Here one (row, kv head) pair reads its keys and values
+// once for the `group` query heads that share them.
+
+static float softmax_in_place(float *p, int n) {  // returns the log-sum-exp
+    float maxScore = -INFINITY;
+    for (int j = 0; j < n; j++) maxScore = p[j] > maxScore ? p[j] : maxScore;
+    float total = ps_exp_shifted(p, n, maxScore), inverse = 1 / total;
+    for (int j = 0; j < n; j++) p[j] *= inverse;
+    return maxScore + logf(total);
+}
+
+void ps_decode_attention_plain(const float *qkv, const float *keys, const float *values, float *out,
+                               float *logSumExp, int qkvStride, int heads, int kvHeads, int hd,
+                               int capacity, int visible, float scale, int item0, int item1, float *scores) {
+    int group = heads / kvHeads;
+    for (int item = item0; item < item1; item++) {
+        int row = item / kvHeads, kvh = item % kvHeads;
+        const float *k = keys + ((long)item * capacity) * hd, *v = values + ((long)item * capacity) * hd;
+        for (int g = 0; g < group; g++) {
+            int h = kvh * group + g;
+            const float *q = qkv + (long)row * qkvStride + (long)h * hd;
+            float *o = out + ((long)row * heads + h) * hd;
+            for (int j = 0; j < visible; j++) {
+                float s = 0;
+                for (int i = 0; i < hd; i++) s += q[i] * k[(long)j * hd + i];
+                scores[j] = s * scale;
+            }
+            float lse = softmax_in_place(scores, visible);
+            if (logSumExp) logSumExp[(long)row * heads + h] = lse;
+            for (int i = 0; i < hd; i++) o[i] = 0;
+            for (int j = 0; j < visible; j++)
+                for (int i = 0; i < hd; i++) o[i] += scores[j] * v[(long)j * hd + i];
+        }
+    }
+}
+
+#ifdef PS_X86
+// Scores of GB query heads (consecutive in qkv, GB <= 4) against keys 0..<visible: each key's
+// 8-wide chunks are loaded once and dotted with every head's (GB accumulators), and the GB sums
+// come out of one horizontal reduction. scores [GB][visible].
+__attribute__((target("avx2,fma"), always_inline)) static inline void decode_scores_tile(
+    const float *q, const float *k, const float *pf, int hd, int visible, float scale, float *scores, int GB) {
+    for (int j = 0; j < visible; j++) {
+        const float *kj = k + (long)j * hd;
+        if (pf)
+            for (int r = 0; r < hd; r += 16) _mm_prefetch((const char *)(pf + (long)j * hd + r), _MM_HINT_T1);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        int i = 0;
+        for (; i + 8 <= hd; i += 8) {
+            __m256 kv = _mm256_loadu_ps(kj + i);
+            for (int g = 0; g < GB; g++) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + i), kv, acc[g]);
+        }
+        // hadd(hadd(a0, a1), hadd(a2, a3)) holds the four sums of each 128-bit half.
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        float sums[4];
+        _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        for (int g = 0; g < GB; g++) {
+            float t = sums[g];
+            for (int r = i; r < hd; r++) t += q[g * hd + r] * kj[r];
+            scores[(long)g * visible + j] = t * scale;
+        }
+    }
+}
+
+// o[g, i0 ..< i0 + 8 CB] = sum_j p[g, j] v[j, same columns] for GB heads: GB x CB accumulators
+// (at most 4 x 3), each value chunk loaded once for all GB heads.
+__attribute__((target("avx2,fma"), always_inline)) static inline void decode_values_tile(
+    const float *p, const float *v, const float *pf, int hd, int visible, int i0, float *o, int GB, int CB) {
+    __m256 acc[4][3];
+    for (int g = 0; g < GB; g++)
+        for (int c = 0; c < CB; c++) acc[g][c] = _mm256_setzero_ps();
+    for (int j = 0; j < visible; j++) {
+        const float *vj = v + (long)j * hd + i0;
+        if (pf)
+            for (int r = 0; r < hd; r += 16) _mm_prefetch((const char *)(pf + (long)j * hd + r), _MM_HINT_T1);
+        __m256 vv[3];
+        for (int c = 0; c < CB; c++) vv[c] = _mm256_loadu_ps(vj + 8 * c);
+        for (int g = 0; g < GB; g++) {
+            __m256 pg = _mm256_broadcast_ss(p + (long)g * visible + j);
+            for (int c = 0; c < CB; c++) acc[g][c] = _mm256_fmadd_ps(pg, vv[c], acc[g][c]);
+        }
+    }
+    for (int g = 0; g < GB; g++)
+        for (int c = 0; c < CB; c++) _mm256_storeu_ps(o + (long)g * hd + i0 + 8 * c, acc[g][c]);
+}
+
+// One (row, kv head) pair's query heads in blocks of up to 4 (each key and value row read once
+// per block); the head size in blocks of 24 columns, its last hd % 8 in scalar.
+__attribute__((target("avx2,fma"))) static void decode_attention_avx2(
+    const float *qkv, const float *keys, const float *values, float *out, float *logSumExp, int qkvStride,
+    int heads, int kvHeads, int hd, int capacity, int visible, float scale, int item0, int item1, float *scores) {
+    int group = heads / kvHeads, chunks = hd / 8;
+    for (int item = item0; item < item1; item++) {
+        int row = item / kvHeads, kvh = item % kvHeads;
+        const float *k = keys + ((long)item * capacity) * hd, *v = values + ((long)item * capacity) * hd;
+        // The values are prefetched into L2 while the scores read the keys, and the next pair's
+        // keys while the last head block reads the values.
+        const float *nextK = item + 1 < item1 ? k + (long)capacity * hd : NULL;
+        for (int g0 = 0; g0 < group;) {
+            int gb = group - g0 >= 4 ? 4 : group - g0, h0 = kvh * group + g0;
+            const float *q = qkv + (long)row * qkvStride + (long)h0 * hd;
+            float *o = out + ((long)row * heads + h0) * hd;
+            switch (gb) {
+            case 4: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 4); break;
+            case 3: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 3); break;
+            case 2: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 2); break;
+            default: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 1); break;
+            }
+            for (int g = 0; g < gb; g++) {
+                float lse = softmax_in_place(scores + (long)g * visible, visible);
+                if (logSumExp) logSumExp[(long)row * heads + h0 + g] = lse;
+            }
+            for (int c0 = 0; c0 < chunks;) {
+                int cb = chunks - c0 >= 3 ? 3 : chunks - c0;
+#define PS_VALUES(GB)                                                                               \
+    (cb == 3   ? decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 3)                       \
+     : cb == 2 ? decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 2)                       \
+               : decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 1))
+                switch (gb) {
+                case 4: PS_VALUES(4); break;
+                case 3: PS_VALUES(3); break;
+                case 2: PS_VALUES(2); break;
+                default: PS_VALUES(1); break;
+                }
+#undef PS_VALUES
+                c0 += cb;
+            }
+            for (int g = 0; g < gb; g++)
+                for (int i = 8 * chunks; i < hd; i++) {
+                    float t = 0;
+                    for (int j = 0; j < visible; j++) t += scores[(long)g * visible + j] * v[(long)j * hd + i];
+                    o[(long)g * hd + i] = t;
+                }
+            g0 += gb;
+        }
+    }
+}
+#endif
+
+void ps_decode_attention(const float *qkv, const float *keys, const float *values, float *out, float *logSumExp,
+                         int qkvStride, int heads, int kvHeads, int hd, int capacity, int visible, float scale,
+                         int item0, int item1, float *scores) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) {
+        decode_attention_avx2(qkv, keys, values, out, logSumExp, qkvStride, heads, kvHeads, hd, capacity, visible,
+                              scale, item0, item1, scores);
+        return;
+    }
+#endif
+    ps_decode_attention_plain(qkv, keys, values, out, logSumExp, qkvStride, heads, kvHeads, hd, capacity, visible,
+                              scale, item0, item1, scores);
+}
+
 // ---- exp ----------------------------------------------------------------------------------
 // exp(x) = 2^k * exp(r), x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial
 // (Cephes expf coefficients). Inputs below -87 flush to 0, as expf underflows there.

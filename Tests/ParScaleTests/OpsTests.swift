@@ -105,13 +105,18 @@ final class OpsTests: XCTestCase {
         }
     }
 
-    /// The sgemm attention (forward and backward) against its plain dot-product twin.
+    /// The sgemm attention (forward and backward) against its plain dot-product twin; one new
+    /// token per row (decode) takes the direct kernel, whose plain C twin is checked as well, on head
+    /// sizes with and without a tail past the vector width and groups of 1-4 query heads.
     func testAttentionAgreesWithItsPlainTwin() {
         var rng = SeededGenerator(seed: 13)
         let shapes = [
             AttentionShape(rows: 3, newTokens: 7, startPosition: 0, heads: 4, kvHeads: 2, headDim: 6, prefixTokens: 3, cacheCapacity: 10),
             AttentionShape(rows: 2, newTokens: 5, startPosition: 4, heads: 3, kvHeads: 1, headDim: 10, prefixTokens: 0, cacheCapacity: 11),
             AttentionShape(rows: 4, newTokens: 1, startPosition: 6, heads: 2, kvHeads: 2, headDim: 8, prefixTokens: 5, cacheCapacity: 13),
+            AttentionShape(rows: 3, newTokens: 1, startPosition: 5, heads: 8, kvHeads: 2, headDim: 20, prefixTokens: 4, cacheCapacity: 12),
+            AttentionShape(rows: 2, newTokens: 1, startPosition: 0, heads: 4, kvHeads: 1, headDim: 64, prefixTokens: 0, cacheCapacity: 3),
+            AttentionShape(rows: 1, newTokens: 1, startPosition: 2, heads: 3, kvHeads: 1, headDim: 13, prefixTokens: 7, cacheCapacity: 11),
         ]
         for s in shapes {
             let qkv = random(s.rows * s.newTokens * s.qkvStride, &rng)
@@ -125,6 +130,16 @@ final class OpsTests: XCTestCase {
             AttentionOps.forwardPlain(qkv: qkv, keys: keys, values: values, out: &outPlain, logSumExp: &lsePlain, shape: s)
             assertClose(out, outPlain, "attention forward \(s)", tolerance: 1e-5)
             assertClose(lse, lsePlain, "attention log-sum-exp", tolerance: 1e-5)
+            if s.newTokens == 1 {
+                var outC = [Float](repeating: 9, count: outCount), lseC = [Float](repeating: 9, count: lse.count)
+                var scores = [Float](repeating: 0, count: s.cacheCapacity)  // the plain twin uses one row
+                ps_decode_attention_plain(
+                    qkv, keys, values, &outC, &lseC, Int32(s.qkvStride), Int32(s.heads), Int32(s.kvHeads), Int32(s.headDim),
+                    Int32(s.cacheCapacity), Int32(s.prefixTokens + s.startPosition + 1), 1 / Float(s.headDim).squareRoot(),
+                    0, Int32(s.rows * s.kvHeads), &scores)
+                assertClose(outC, outPlain, "decode attention, plain C twin \(s)", tolerance: 1e-5)
+                assertClose(lseC, lsePlain, "decode attention log-sum-exp, plain C twin", tolerance: 1e-5)
+            }
             let dOut = random(outCount, &rng)
             var dQKV = [Float](repeating: 0, count: qkv.count), dQKVPlain = dQKV
             var dK = [Float](repeating: 9, count: cacheCount), dV = dK, dKPlain = dK, dVPlain = dK
