@@ -43,16 +43,18 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
 }
 
 // One tile: MB input rows by NB weight rows, MB*NB accumulators in registers (at most 4 x 3 = 12
-// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs). Each step also prefetches two
-// cache lines of the weights two blocks ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so
-// reading the next weights from memory overlaps the arithmetic on these. Without it, or with the
-// prefetch to L1 (_MM_HINT_T0, where the lines crowd out the input rows), a product of 8 rows cost
-// the memory time plus the arithmetic time: 1024 x 22528 weights on one core, 8 rows 9-10 ms against
-// 5 ms for one row; with it 6.3-7.5 ms (CPU time of the thread; Tools/bench/RESULTS.md, issue #19).
-// `always_inline` with constant MB, NB and PF unrolls the loops and keeps the accumulators in
-// registers.
+// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs), summed over `len` columns of
+// rows `n` apart (len < n: one block of columns, see few_rows_avx2). Each step also prefetches
+// weights ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so reading the next weights from
+// memory overlaps the arithmetic on these: PF = 1, whole rows, two lines per step, a tile covering
+// 4 rows' worth; PF = 2, one block of columns, the same columns of the 3 rows at `pf`, one line
+// each per 16 columns. Without it, or with the prefetch to L1 (_MM_HINT_T0, where the lines
+// crowd out the input rows), a product of 8 rows cost the memory time plus the arithmetic time:
+// 1024 x 22528 weights on one core, 8 rows 9-10 ms against 5 ms for one row; with it 6.3-7.5 ms
+// (CPU time of the thread; Tools/bench/RESULTS.md, issue #19). `always_inline` with constant MB,
+// NB and PF unrolls the loops and keeps the accumulators in registers.
 __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_tile(
-    const float *x, const float *w, const float *bias, float *out, int n, int outDim, int m, int j,
+    const float *x, const float *w, const float *bias, float *out, int n, int len, int outDim, int m, int j,
     int accumulate, const float *pf, int MB, int NB, int PF) {
     __m256 acc[4][3];
     for (int a = 0; a < MB; a++)
@@ -61,10 +63,14 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
     for (int a = 0; a < MB; a++) xr[a] = x + (long)(m + a) * n;
     for (int b = 0; b < NB; b++) wr[b] = w + (long)(j + b) * n;
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        if (PF) {
+    for (; i + 8 <= len; i += 8) {
+        if (PF == 1) {
             _mm_prefetch((const char *)(pf + 4 * i), _MM_HINT_T1);
             _mm_prefetch((const char *)(pf + 4 * i + 16), _MM_HINT_T1);
+        } else if (PF == 2 && (i & 15) == 0) {
+            _mm_prefetch((const char *)(pf + i), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + n + i), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + 2 * (long)n + i), _MM_HINT_T1);
         }
         __m256 wv[3];
         for (int b = 0; b < NB; b++) wv[b] = _mm256_loadu_ps(wr[b] + i);
@@ -76,29 +82,31 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
     for (int a = 0; a < MB; a++)
         for (int b = 0; b < NB; b++) {
             float s = hsum256(acc[a][b]);
-            for (int t = i; t < n; t++) s += wr[b][t] * xr[a][t];
+            for (int t = i; t < len; t++) s += wr[b][t] * xr[a][t];
             store(out, bias, outDim, m + a, j + b, s, accumulate);
         }
 }
 
 // Input rows in groups of 4 (a tile of 1-3 for the rest), weight rows in blocks of 3 (then 1):
 // a block of weights is read from memory once and from L1 again for each further group of rows.
-__attribute__((target("avx2,fma"))) static void few_rows_avx2(
-    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
-    int j0, int j1, int accumulate) {
+// `blocked`: x and w start at a block of `len` columns (prefetch PF = 2).
+__attribute__((target("avx2,fma"))) static void few_rows_pass(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int len, int outDim,
+    int j0, int j1, int accumulate, int blocked) {
     for (int j = j0; j < j1;) {
         int nb = j + 3 <= j1 ? 3 : 1;
-        // Two lines per 8 columns of a tile: a tile covers 4 rows' worth of weights, starting 3 rows
-        // past the next block; later groups of input rows re-touch lines already on their way.
-        // Nothing past the weights' last row is touched: near the end the last rows are re-touched.
+        // Prefetch from 3 rows past the next block; with whole rows a tile covers 4 rows' worth and
+        // later groups of input rows re-touch lines already on their way. Nothing past the
+        // weights' last row is touched: near the end the last rows are re-touched.
         long ahead = j + nb + 3 <= outDim - 5 ? j + nb + 3 : outDim - 5;
         const float *pf = w + (ahead > 0 ? ahead : 0) * n;
-        int prefetch = outDim >= 5;
+        int prefetch = outDim < 5 ? 0 : blocked ? 2 : 1;
         for (int m = 0; m < rows;) {
             int mb = rows - m >= 4 ? 4 : rows - m;
-#define PS_TILE(MB, NB)                                                                      \
-    (prefetch ? few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 1)    \
-              : few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 0))
+#define PS_TILE(MB, NB)                                                                                  \
+    (prefetch == 2   ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 2)   \
+     : prefetch == 1 ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 1)   \
+                     : few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 0))
             if (nb == 3) {
                 switch (mb) {
                 case 4: PS_TILE(4, 3); break;
@@ -118,6 +126,26 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
             m += mb;
         }
         j += nb;
+    }
+}
+
+// Where the input rows and a block of weight rows are far beyond L1 (32 KiB) — the down
+// projection's 8 rows of 2816 are 90 KB — every tile reloads them from L2, which then bounds the
+// arithmetic: the columns go in blocks of `kc` (8 rows: 512; rows and 3 weight rows then take
+// 22 KB), each block a pass over the weight rows that adds into `out`. 8 x 2816 x 16384 on both
+// cores: 4.5-4.6 ms against 6.5 ms in one pass. Where they fit about (1024 columns) one pass is
+// faster (4.7 against 5.1 ms): the blocks break the weight stream into pieces.
+__attribute__((target("avx2,fma"))) static void few_rows_avx2(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
+    int j0, int j1, int accumulate) {
+    if (rows < 3 || (long)(rows + 3) * n <= 16384) {
+        few_rows_pass(x, w, bias, out, rows, n, n, outDim, j0, j1, accumulate, 0);
+        return;
+    }
+    int kc = 6144 / (rows + 3) / 64 * 64;
+    for (int k0 = 0; k0 < n; k0 += kc) {
+        int len = n - k0 < kc ? n - k0 : kc;
+        few_rows_pass(x + k0, w + k0, k0 == 0 ? bias : 0, out, rows, n, len, outDim, j0, j1, k0 == 0 ? accumulate : 1, 1);
     }
 }
 #endif

@@ -55,11 +55,12 @@ final class OpsTests: XCTestCase {
     /// The few-rows kernel (4 x 3 register tiles and their 1-3 row and single-column remainders,
     /// weights prefetched ahead) against OpenBLAS sgemm for every row count it takes, on sizes
     /// that are not multiples of the vector width or of the tile, and on a column range that
-    /// starts and ends mid-matrix (how the cores split the columns).
+    /// starts and ends mid-matrix (how the cores split the columns). K = 2900 and 4099 take the
+    /// pass over blocks of columns for 3 rows and more (for 8 rows the last block is 340 or 3 columns).
     func testFewRowsKernelAgreesWithSgemmOnOddShapes() {
         var rng = SeededGenerator(seed: 14)
         for rows in 1...LinearOps.fewRowsLimit {
-            for (k, n) in [(7, 1), (13, 4), (45, 5), (67, 11), (1027, 19)] {
+            for (k, n) in [(7, 1), (13, 4), (45, 5), (67, 11), (1027, 19), (2900, 9), (4099, 6)] {
                 let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng), previous = random(rows * n, &rng)
                 for accumulate in [false, true] {
                     var fast = previous, blas = previous
@@ -81,6 +82,20 @@ final class OpsTests: XCTestCase {
                     assertClose(fast, blas, "few rows \(rows)x\(k)x\(n) columns \(j0)..<\(j1) accumulate \(accumulate)", tolerance: 1e-5)
                 }
             }
+        }
+    }
+
+    /// Host buffers: zero-filled and 64-byte aligned; from 4 MiB on (weights, caches) 2 MiB
+    /// aligned, as transparent huge pages need, and writable to their last float.
+    func testHostBuffersAreZeroedAndAlignedForHugePages() {
+        for count in [1, 1000, (4 << 20) / 4 - 1, (4 << 20) / 4 + 5] {
+            let buffer = HostBuffer(count: count)
+            let address = Int(bitPattern: buffer.pointer)
+            XCTAssertEqual(address % 64, 0, "\(count) floats")
+            if count * 4 >= 4 << 20 { XCTAssertEqual(address % (2 << 20), 0, "\(count) floats") }
+            XCTAssertEqual(sumOfFloats(buffer.pointer, count), 0, "\(count) floats zeroed")
+            buffer.pointer[count - 1] = 1
+            XCTAssertEqual(sumOfFloats(buffer.pointer, count), 1)
         }
     }
 
