@@ -85,14 +85,14 @@ final class OpsTests: XCTestCase {
         }
     }
 
-    /// Host buffers: zero-filled and 64-byte aligned; from 4 MiB on (weights, caches) 2 MiB
-    /// aligned, as transparent huge pages need, and writable to their last float.
+    /// Host buffers: zero-filled and 64-byte aligned; from 64 MiB on (parameters) 2 MiB aligned,
+    /// as transparent huge pages need, and writable to their last float.
     func testHostBuffersAreZeroedAndAlignedForHugePages() {
-        for count in [1, 1000, (4 << 20) / 4 - 1, (4 << 20) / 4 + 5] {
+        for count in [1, 1000, HostBuffer.hugePageThreshold / 4 - 1, HostBuffer.hugePageThreshold / 4 + 5] {
             let buffer = HostBuffer(count: count)
             let address = Int(bitPattern: buffer.pointer)
             XCTAssertEqual(address % 64, 0, "\(count) floats")
-            if count * 4 >= 4 << 20 { XCTAssertEqual(address % (2 << 20), 0, "\(count) floats") }
+            if count * 4 >= HostBuffer.hugePageThreshold { XCTAssertEqual(address % HostBuffer.hugePage, 0, "\(count) floats") }
             XCTAssertEqual(sumOfFloats(buffer.pointer, count), 0, "\(count) floats zeroed")
             buffer.pointer[count - 1] = 1
             XCTAssertEqual(sumOfFloats(buffer.pointer, count), 1)
