@@ -43,16 +43,18 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
 }
 
 // One tile: MB input rows by NB weight rows, MB*NB accumulators in registers (at most 4 x 3 = 12
-// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs). Each step also prefetches two
-// cache lines of the weights two blocks ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so
-// reading the next weights from memory overlaps the arithmetic on these. Without it, or with the
-// prefetch to L1 (_MM_HINT_T0, where the lines crowd out the input rows), a product of 8 rows cost
-// the memory time plus the arithmetic time: 1024 x 22528 weights on one core, 8 rows 9-10 ms against
-// 5 ms for one row; with it 6.3-7.5 ms (CPU time of the thread; Tools/bench/RESULTS.md, issue #19).
-// `always_inline` with constant MB, NB and PF unrolls the loops and keeps the accumulators in
-// registers.
+// of the 16 ymm registers, the rest for loads: 7 loads per 12 FMAs), summed over `len` columns of
+// rows `n` apart (len < n: one block of columns, see few_rows_avx2). Each step also prefetches
+// weights ahead into L2 (`pf`; PF = 0 for matrices of < 5 rows), so reading the next weights from
+// memory overlaps the arithmetic on these: PF = 1, whole rows, two lines per step, a tile covering
+// 4 rows' worth; PF = 2, one block of columns, the same columns of the 3 rows at `pf`, one line
+// each per 16 columns. Without it, or with the prefetch to L1 (_MM_HINT_T0, where the lines
+// crowd out the input rows), a product of 8 rows cost the memory time plus the arithmetic time:
+// 1024 x 22528 weights on one core, 8 rows 9-10 ms against 5 ms for one row; with it 6.3-7.5 ms
+// (CPU time of the thread; Tools/bench/RESULTS.md, issue #19). `always_inline` with constant MB,
+// NB and PF unrolls the loops and keeps the accumulators in registers.
 __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_tile(
-    const float *x, const float *w, const float *bias, float *out, int n, int outDim, int m, int j,
+    const float *x, const float *w, const float *bias, float *out, int n, int len, int outDim, int m, int j,
     int accumulate, const float *pf, int MB, int NB, int PF) {
     __m256 acc[4][3];
     for (int a = 0; a < MB; a++)
@@ -61,10 +63,14 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
     for (int a = 0; a < MB; a++) xr[a] = x + (long)(m + a) * n;
     for (int b = 0; b < NB; b++) wr[b] = w + (long)(j + b) * n;
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        if (PF) {
+    for (; i + 8 <= len; i += 8) {
+        if (PF == 1) {
             _mm_prefetch((const char *)(pf + 4 * i), _MM_HINT_T1);
             _mm_prefetch((const char *)(pf + 4 * i + 16), _MM_HINT_T1);
+        } else if (PF == 2 && (i & 15) == 0) {
+            _mm_prefetch((const char *)(pf + i), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + n + i), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + 2 * (long)n + i), _MM_HINT_T1);
         }
         __m256 wv[3];
         for (int b = 0; b < NB; b++) wv[b] = _mm256_loadu_ps(wr[b] + i);
@@ -76,29 +82,31 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
     for (int a = 0; a < MB; a++)
         for (int b = 0; b < NB; b++) {
             float s = hsum256(acc[a][b]);
-            for (int t = i; t < n; t++) s += wr[b][t] * xr[a][t];
+            for (int t = i; t < len; t++) s += wr[b][t] * xr[a][t];
             store(out, bias, outDim, m + a, j + b, s, accumulate);
         }
 }
 
 // Input rows in groups of 4 (a tile of 1-3 for the rest), weight rows in blocks of 3 (then 1):
 // a block of weights is read from memory once and from L1 again for each further group of rows.
-__attribute__((target("avx2,fma"))) static void few_rows_avx2(
-    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
-    int j0, int j1, int accumulate) {
+// `blocked`: x and w start at a block of `len` columns (prefetch PF = 2).
+__attribute__((target("avx2,fma"))) static void few_rows_pass(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int len, int outDim,
+    int j0, int j1, int accumulate, int blocked) {
     for (int j = j0; j < j1;) {
         int nb = j + 3 <= j1 ? 3 : 1;
-        // Two lines per 8 columns of a tile: a tile covers 4 rows' worth of weights, starting 3 rows
-        // past the next block; later groups of input rows re-touch lines already on their way.
-        // Nothing past the weights' last row is touched: near the end the last rows are re-touched.
+        // Prefetch from 3 rows past the next block; with whole rows a tile covers 4 rows' worth and
+        // later groups of input rows re-touch lines already on their way. Nothing past the
+        // weights' last row is touched: near the end the last rows are re-touched.
         long ahead = j + nb + 3 <= outDim - 5 ? j + nb + 3 : outDim - 5;
         const float *pf = w + (ahead > 0 ? ahead : 0) * n;
-        int prefetch = outDim >= 5;
+        int prefetch = outDim < 5 ? 0 : blocked ? 2 : 1;
         for (int m = 0; m < rows;) {
             int mb = rows - m >= 4 ? 4 : rows - m;
-#define PS_TILE(MB, NB)                                                                      \
-    (prefetch ? few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 1)    \
-              : few_rows_tile(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 0))
+#define PS_TILE(MB, NB)                                                                                  \
+    (prefetch == 2   ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 2)   \
+     : prefetch == 1 ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 1)   \
+                     : few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 0))
             if (nb == 3) {
                 switch (mb) {
                 case 4: PS_TILE(4, 3); break;
@@ -118,6 +126,26 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
             m += mb;
         }
         j += nb;
+    }
+}
+
+// Where the input rows and a block of weight rows are far beyond L1 (32 KiB) — the down
+// projection's 8 rows of 2816 are 90 KB — every tile reloads them from L2, which then bounds the
+// arithmetic: the columns go in blocks of `kc` (8 rows: 512; rows and 3 weight rows then take
+// 22 KB), each block a pass over the weight rows that adds into `out`. 8 x 2816 x 16384 on both
+// cores: 4.5-4.6 ms against 6.5 ms in one pass. Where they fit about (1024 columns) one pass is
+// faster (4.7 against 5.1 ms): the blocks break the weight stream into pieces.
+__attribute__((target("avx2,fma"))) static void few_rows_avx2(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
+    int j0, int j1, int accumulate) {
+    if (rows < 3 || (long)(rows + 3) * n <= 16384) {
+        few_rows_pass(x, w, bias, out, rows, n, n, outDim, j0, j1, accumulate, 0);
+        return;
+    }
+    int kc = 6144 / (rows + 3) / 64 * 64;
+    for (int k0 = 0; k0 < n; k0 += kc) {
+        int len = n - k0 < kc ? n - k0 : kc;
+        few_rows_pass(x + k0, w + k0, k0 == 0 ? bias : 0, out, rows, n, len, outDim, j0, j1, k0 == 0 ? accumulate : 1, 1);
     }
 }
 #endif
@@ -149,6 +177,162 @@ void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *ou
     }
 #endif
     ps_few_rows_nt_plain(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+}
+
+// ---- decode attention -----------------------------------------------------------------------
+// One new query per row (decode, S = 1). The sgemm attention makes two small OpenBLAS calls per
+// (row, head), whose set-up cost is most of the work at S = 1: about 7% of a P = 8 decode step
+// (Tools/bench/RESULTS.md, issue #19). Here one (row, kv head) pair reads its keys and values
+// once for the `group` query heads that share them.
+
+static float softmax_in_place(float *p, int n) {  // returns the log-sum-exp
+    float maxScore = -INFINITY;
+    for (int j = 0; j < n; j++) maxScore = p[j] > maxScore ? p[j] : maxScore;
+    float total = ps_exp_shifted(p, n, maxScore), inverse = 1 / total;
+    for (int j = 0; j < n; j++) p[j] *= inverse;
+    return maxScore + logf(total);
+}
+
+void ps_decode_attention_plain(const float *qkv, const float *keys, const float *values, float *out,
+                               float *logSumExp, int qkvStride, int heads, int kvHeads, int hd,
+                               int capacity, int visible, float scale, int item0, int item1, float *scores) {
+    int group = heads / kvHeads;
+    for (int item = item0; item < item1; item++) {
+        int row = item / kvHeads, kvh = item % kvHeads;
+        const float *k = keys + ((long)item * capacity) * hd, *v = values + ((long)item * capacity) * hd;
+        for (int g = 0; g < group; g++) {
+            int h = kvh * group + g;
+            const float *q = qkv + (long)row * qkvStride + (long)h * hd;
+            float *o = out + ((long)row * heads + h) * hd;
+            for (int j = 0; j < visible; j++) {
+                float s = 0;
+                for (int i = 0; i < hd; i++) s += q[i] * k[(long)j * hd + i];
+                scores[j] = s * scale;
+            }
+            float lse = softmax_in_place(scores, visible);
+            if (logSumExp) logSumExp[(long)row * heads + h] = lse;
+            for (int i = 0; i < hd; i++) o[i] = 0;
+            for (int j = 0; j < visible; j++)
+                for (int i = 0; i < hd; i++) o[i] += scores[j] * v[(long)j * hd + i];
+        }
+    }
+}
+
+#ifdef PS_X86
+// Scores of GB query heads (consecutive in qkv, GB <= 4) against keys 0..<visible: each key's
+// 8-wide chunks are loaded once and dotted with every head's (GB accumulators), and the GB sums
+// come out of one horizontal reduction. scores [GB][visible].
+__attribute__((target("avx2,fma"), always_inline)) static inline void decode_scores_tile(
+    const float *q, const float *k, const float *pf, int hd, int visible, float scale, float *scores, int GB) {
+    for (int j = 0; j < visible; j++) {
+        const float *kj = k + (long)j * hd;
+        if (pf)
+            for (int r = 0; r < hd; r += 16) _mm_prefetch((const char *)(pf + (long)j * hd + r), _MM_HINT_T1);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        int i = 0;
+        for (; i + 8 <= hd; i += 8) {
+            __m256 kv = _mm256_loadu_ps(kj + i);
+            for (int g = 0; g < GB; g++) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + i), kv, acc[g]);
+        }
+        // hadd(hadd(a0, a1), hadd(a2, a3)) holds the four sums of each 128-bit half.
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        float sums[4];
+        _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        for (int g = 0; g < GB; g++) {
+            float t = sums[g];
+            for (int r = i; r < hd; r++) t += q[g * hd + r] * kj[r];
+            scores[(long)g * visible + j] = t * scale;
+        }
+    }
+}
+
+// o[g, i0 ..< i0 + 8 CB] = sum_j p[g, j] v[j, same columns] for GB heads: GB x CB accumulators
+// (at most 4 x 3), each value chunk loaded once for all GB heads.
+__attribute__((target("avx2,fma"), always_inline)) static inline void decode_values_tile(
+    const float *p, const float *v, const float *pf, int hd, int visible, int i0, float *o, int GB, int CB) {
+    __m256 acc[4][3];
+    for (int g = 0; g < GB; g++)
+        for (int c = 0; c < CB; c++) acc[g][c] = _mm256_setzero_ps();
+    for (int j = 0; j < visible; j++) {
+        const float *vj = v + (long)j * hd + i0;
+        if (pf)
+            for (int r = 0; r < hd; r += 16) _mm_prefetch((const char *)(pf + (long)j * hd + r), _MM_HINT_T1);
+        __m256 vv[3];
+        for (int c = 0; c < CB; c++) vv[c] = _mm256_loadu_ps(vj + 8 * c);
+        for (int g = 0; g < GB; g++) {
+            __m256 pg = _mm256_broadcast_ss(p + (long)g * visible + j);
+            for (int c = 0; c < CB; c++) acc[g][c] = _mm256_fmadd_ps(pg, vv[c], acc[g][c]);
+        }
+    }
+    for (int g = 0; g < GB; g++)
+        for (int c = 0; c < CB; c++) _mm256_storeu_ps(o + (long)g * hd + i0 + 8 * c, acc[g][c]);
+}
+
+// One (row, kv head) pair's query heads in blocks of up to 4 (each key and value row read once
+// per block); the head size in blocks of 24 columns, its last hd % 8 in scalar.
+__attribute__((target("avx2,fma"))) static void decode_attention_avx2(
+    const float *qkv, const float *keys, const float *values, float *out, float *logSumExp, int qkvStride,
+    int heads, int kvHeads, int hd, int capacity, int visible, float scale, int item0, int item1, float *scores) {
+    int group = heads / kvHeads, chunks = hd / 8;
+    for (int item = item0; item < item1; item++) {
+        int row = item / kvHeads, kvh = item % kvHeads;
+        const float *k = keys + ((long)item * capacity) * hd, *v = values + ((long)item * capacity) * hd;
+        // The values are prefetched into L2 while the scores read the keys, and the next pair's
+        // keys while the last head block reads the values.
+        const float *nextK = item + 1 < item1 ? k + (long)capacity * hd : NULL;
+        for (int g0 = 0; g0 < group;) {
+            int gb = group - g0 >= 4 ? 4 : group - g0, h0 = kvh * group + g0;
+            const float *q = qkv + (long)row * qkvStride + (long)h0 * hd;
+            float *o = out + ((long)row * heads + h0) * hd;
+            switch (gb) {
+            case 4: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 4); break;
+            case 3: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 3); break;
+            case 2: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 2); break;
+            default: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 1); break;
+            }
+            for (int g = 0; g < gb; g++) {
+                float lse = softmax_in_place(scores + (long)g * visible, visible);
+                if (logSumExp) logSumExp[(long)row * heads + h0 + g] = lse;
+            }
+            for (int c0 = 0; c0 < chunks;) {
+                int cb = chunks - c0 >= 3 ? 3 : chunks - c0;
+#define PS_VALUES(GB)                                                                               \
+    (cb == 3   ? decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 3)                       \
+     : cb == 2 ? decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 2)                       \
+               : decode_values_tile(scores, v, c0 == 0 && g0 + gb >= group ? nextK : NULL, hd, visible, 8 * c0, o, GB, 1))
+                switch (gb) {
+                case 4: PS_VALUES(4); break;
+                case 3: PS_VALUES(3); break;
+                case 2: PS_VALUES(2); break;
+                default: PS_VALUES(1); break;
+                }
+#undef PS_VALUES
+                c0 += cb;
+            }
+            for (int g = 0; g < gb; g++)
+                for (int i = 8 * chunks; i < hd; i++) {
+                    float t = 0;
+                    for (int j = 0; j < visible; j++) t += scores[(long)g * visible + j] * v[(long)j * hd + i];
+                    o[(long)g * hd + i] = t;
+                }
+            g0 += gb;
+        }
+    }
+}
+#endif
+
+void ps_decode_attention(const float *qkv, const float *keys, const float *values, float *out, float *logSumExp,
+                         int qkvStride, int heads, int kvHeads, int hd, int capacity, int visible, float scale,
+                         int item0, int item1, float *scores) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) {
+        decode_attention_avx2(qkv, keys, values, out, logSumExp, qkvStride, heads, kvHeads, hd, capacity, visible,
+                              scale, item0, item1, scores);
+        return;
+    }
+#endif
+    ps_decode_attention_plain(qkv, keys, values, out, logSumExp, qkvStride, heads, kvHeads, hd, capacity, visible,
+                              scale, item0, item1, scores);
 }
 
 // ---- exp ----------------------------------------------------------------------------------

@@ -55,11 +55,12 @@ final class OpsTests: XCTestCase {
     /// The few-rows kernel (4 x 3 register tiles and their 1-3 row and single-column remainders,
     /// weights prefetched ahead) against OpenBLAS sgemm for every row count it takes, on sizes
     /// that are not multiples of the vector width or of the tile, and on a column range that
-    /// starts and ends mid-matrix (how the cores split the columns).
+    /// starts and ends mid-matrix (how the cores split the columns). K = 2900 and 4099 take the
+    /// pass over blocks of columns for 3 rows and more (for 8 rows the last block is 340 or 3 columns).
     func testFewRowsKernelAgreesWithSgemmOnOddShapes() {
         var rng = SeededGenerator(seed: 14)
         for rows in 1...LinearOps.fewRowsLimit {
-            for (k, n) in [(7, 1), (13, 4), (45, 5), (67, 11), (1027, 19)] {
+            for (k, n) in [(7, 1), (13, 4), (45, 5), (67, 11), (1027, 19), (2900, 9), (4099, 6)] {
                 let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng), previous = random(rows * n, &rng)
                 for accumulate in [false, true] {
                     var fast = previous, blas = previous
@@ -84,6 +85,20 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// Host buffers: zero-filled and 64-byte aligned; from 64 MiB on (parameters) 2 MiB aligned,
+    /// as transparent huge pages need, and writable to their last float.
+    func testHostBuffersAreZeroedAndAlignedForHugePages() {
+        for count in [1, 1000, HostBuffer.hugePageThreshold / 4 - 1, HostBuffer.hugePageThreshold / 4 + 5] {
+            let buffer = HostBuffer(count: count)
+            let address = Int(bitPattern: buffer.pointer)
+            XCTAssertEqual(address % 64, 0, "\(count) floats")
+            if count * 4 >= HostBuffer.hugePageThreshold { XCTAssertEqual(address % HostBuffer.hugePage, 0, "\(count) floats") }
+            XCTAssertEqual(sumOfFloats(buffer.pointer, count), 0, "\(count) floats zeroed")
+            buffer.pointer[count - 1] = 1
+            XCTAssertEqual(sumOfFloats(buffer.pointer, count), 1)
+        }
+    }
+
     /// Feeding a prompt in chunks through the cache gives the same logits as one pass.
     func testChunkedPrefillEqualsOnePass() throws {
         let dir = try XCTUnwrap(TestPaths.referenceModels.first { $0.lastPathComponent.hasPrefix("p4") })
@@ -105,13 +120,18 @@ final class OpsTests: XCTestCase {
         }
     }
 
-    /// The sgemm attention (forward and backward) against its plain dot-product twin.
+    /// The sgemm attention (forward and backward) against its plain dot-product twin; one new
+    /// token per row (decode) takes the direct kernel, whose plain C twin is checked as well, on head
+    /// sizes with and without a tail past the vector width and groups of 1-4 query heads.
     func testAttentionAgreesWithItsPlainTwin() {
         var rng = SeededGenerator(seed: 13)
         let shapes = [
             AttentionShape(rows: 3, newTokens: 7, startPosition: 0, heads: 4, kvHeads: 2, headDim: 6, prefixTokens: 3, cacheCapacity: 10),
             AttentionShape(rows: 2, newTokens: 5, startPosition: 4, heads: 3, kvHeads: 1, headDim: 10, prefixTokens: 0, cacheCapacity: 11),
             AttentionShape(rows: 4, newTokens: 1, startPosition: 6, heads: 2, kvHeads: 2, headDim: 8, prefixTokens: 5, cacheCapacity: 13),
+            AttentionShape(rows: 3, newTokens: 1, startPosition: 5, heads: 8, kvHeads: 2, headDim: 20, prefixTokens: 4, cacheCapacity: 12),
+            AttentionShape(rows: 2, newTokens: 1, startPosition: 0, heads: 4, kvHeads: 1, headDim: 64, prefixTokens: 0, cacheCapacity: 3),
+            AttentionShape(rows: 1, newTokens: 1, startPosition: 2, heads: 3, kvHeads: 1, headDim: 13, prefixTokens: 7, cacheCapacity: 11),
         ]
         for s in shapes {
             let qkv = random(s.rows * s.newTokens * s.qkvStride, &rng)
@@ -125,6 +145,16 @@ final class OpsTests: XCTestCase {
             AttentionOps.forwardPlain(qkv: qkv, keys: keys, values: values, out: &outPlain, logSumExp: &lsePlain, shape: s)
             assertClose(out, outPlain, "attention forward \(s)", tolerance: 1e-5)
             assertClose(lse, lsePlain, "attention log-sum-exp", tolerance: 1e-5)
+            if s.newTokens == 1 {
+                var outC = [Float](repeating: 9, count: outCount), lseC = [Float](repeating: 9, count: lse.count)
+                var scores = [Float](repeating: 0, count: s.cacheCapacity)  // the plain twin uses one row
+                ps_decode_attention_plain(
+                    qkv, keys, values, &outC, &lseC, Int32(s.qkvStride), Int32(s.heads), Int32(s.kvHeads), Int32(s.headDim),
+                    Int32(s.cacheCapacity), Int32(s.prefixTokens + s.startPosition + 1), 1 / Float(s.headDim).squareRoot(),
+                    0, Int32(s.rows * s.kvHeads), &scores)
+                assertClose(outC, outPlain, "decode attention, plain C twin \(s)", tolerance: 1e-5)
+                assertClose(lseC, lsePlain, "decode attention log-sum-exp, plain C twin", tolerance: 1e-5)
+            }
             let dOut = random(outCount, &rng)
             var dQKV = [Float](repeating: 0, count: qkv.count), dQKVPlain = dQKV
             var dK = [Float](repeating: 9, count: cacheCount), dV = dK, dKPlain = dK, dVPlain = dK

@@ -14,6 +14,20 @@ void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, flo
 /// 1 when the AVX2+FMA path is used.
 int ps_kernels_use_avx2(void);
 
+/// Attention of one new query per row (decode) against its cache, for the (row, kv head) pairs
+/// item0..<item1 (item = row * kvHeads + kv head). q of head h is qkv[row * qkvStride + h * hd];
+/// keys / values [rows, kvHeads, capacity, hd], slots 0..<visible seen; out [rows, heads, hd];
+/// logSumExp [rows, heads] when not NULL. `scores`: room for min(4, heads / kvHeads) * visible
+/// floats (one per thread).
+void ps_decode_attention(const float *qkv, const float *keys, const float *values, float *out, float *logSumExp,
+                         int qkvStride, int heads, int kvHeads, int hd, int capacity, int visible, float scale,
+                         int item0, int item1, float *scores);
+
+/// The portable twin of ps_decode_attention.
+void ps_decode_attention_plain(const float *qkv, const float *keys, const float *values, float *out,
+                               float *logSumExp, int qkvStride, int heads, int kvHeads, int hd, int capacity,
+                               int visible, float scale, int item0, int item1, float *scores);
+
 #endif
 
 /// x[i] = exp(x[i] - shift) for i < n; returns the sum. AVX2 polynomial (relative error < 2e-7),

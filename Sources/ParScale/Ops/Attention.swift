@@ -164,7 +164,7 @@ extension AttentionOps {
 // The attention used by the backend: per (row, head), scores = Q K^T and out = P V as
 // single-threaded sgemm calls, (row, head) pairs spread over the cores. It computes the masked
 // upper triangle too (1.7x the causal FLOPs at S = 256, T = 48), at sgemm speed, about 10x the
-// dot-product loops above.
+// dot-product loops above. One new token per row (decode) goes to a direct kernel instead.
 extension AttentionOps {
     static func forward(
         qkv: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
@@ -173,6 +173,10 @@ extension AttentionOps {
         let hd = s.headDim, group = s.heads / s.kvHeads, S = s.newTokens
         let used = s.prefixTokens + s.startPosition + S  // key slots any query sees
         let scale = 1 / Float(hd).squareRoot()
+        if S == 1 {
+            decodeForward(qkv: qkv, keys: keys, values: values, out: out, logSumExp: logSumExp, shape: s)
+            return
+        }
         parallelFor(s.rows * s.heads, minimumPerChunk: max(1, 32768 / max(1, S * used * hd))) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: S * used)
             defer { scores.deallocate() }
@@ -190,6 +194,24 @@ extension AttentionOps {
                     false, false, S, hd, used, 1, scores, used, values + kvBase, hd, 0,
                     out + row * S * s.heads * hd + h * hd, s.heads * hd)
             }
+        }
+    }
+
+    /// One new token per row (decode): the direct kernel `ps_decode_attention`, (row, kv head)
+    /// pairs spread over the cores, each pair's keys and values read once for its query heads.
+    static func decodeForward(
+        qkv: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>?, shape s: AttentionShape
+    ) {
+        let visible = s.prefixTokens + s.startPosition + 1, hd = s.headDim
+        let scale = 1 / Float(hd).squareRoot()
+        let work = visible * hd * s.heads / s.kvHeads
+        parallelFor(s.rows * s.kvHeads, minimumPerChunk: max(1, 32768 / max(1, work))) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: min(4, s.heads / s.kvHeads) * visible)
+            defer { scores.deallocate() }
+            ps_decode_attention(
+                qkv, keys, values, out, logSumExp, Int32(s.qkvStride), Int32(s.heads), Int32(s.kvHeads), Int32(hd),
+                Int32(s.cacheCapacity), Int32(visible), scale, Int32(range.lowerBound), Int32(range.upperBound), scores)
         }
     }
 
