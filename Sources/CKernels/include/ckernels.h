@@ -14,6 +14,11 @@ void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, flo
 /// 1 when the AVX2+FMA path is used.
 int ps_kernels_use_avx2(void);
 
+/// 1 while this thread is a data-parallel training worker: its parallel loops and products stay on
+/// it (it already has a core to itself). A thread-local flag, 0 on every new thread.
+void ps_set_this_thread_serial(int serial);
+int ps_this_thread_serial(void);
+
 #endif
 
 /// x[i] = exp(x[i] - shift) for i < n; returns the sum. AVX2 polynomial (relative error < 2e-7),

@@ -5,7 +5,7 @@ import Foundation
 /// (a dispatch costs a few microseconds, more than a short loop).
 @inline(__always)
 func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let workers = min(BLAS.workers, count / max(minimumPerChunk, 1))
+    let workers = min(BLAS.workersHere, count / max(minimumPerChunk, 1))
     if workers <= 1 {
         body(0..<count)
         return
@@ -80,7 +80,7 @@ func rowsWithPartialSums(
     rows: Int, width: Int, minimumWork: Int, into: UnsafeMutablePointer<Float>?,
     _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) {
-    let workers = min(BLAS.workers, max(1, rows * width / minimumWork))
+    let workers = min(BLAS.workersHere, max(1, rows * width / minimumWork))
     let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * width)
     partial.initialize(repeating: 0, count: workers * width)
     defer { partial.deallocate() }
