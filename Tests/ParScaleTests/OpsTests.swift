@@ -112,6 +112,8 @@ final class OpsTests: XCTestCase {
             AttentionShape(rows: 3, newTokens: 7, startPosition: 0, heads: 4, kvHeads: 2, headDim: 6, prefixTokens: 3, cacheCapacity: 10),
             AttentionShape(rows: 2, newTokens: 5, startPosition: 4, heads: 3, kvHeads: 1, headDim: 10, prefixTokens: 0, cacheCapacity: 11),
             AttentionShape(rows: 4, newTokens: 1, startPosition: 6, heads: 2, kvHeads: 2, headDim: 8, prefixTokens: 5, cacheCapacity: 13),
+            // More queries than `AttentionOps.queryBlock`, not a multiple of it: three blocks.
+            AttentionShape(rows: 2, newTokens: 150, startPosition: 3, heads: 2, kvHeads: 1, headDim: 8, prefixTokens: 4, cacheCapacity: 160),
         ]
         for s in shapes {
             let qkv = random(s.rows * s.newTokens * s.qkvStride, &rng)
