@@ -5,7 +5,8 @@
 //   2. The FMA peak: 12 independent 8-lane FMA chains in registers, FLOPs / CPU second.
 //   3. sgemm 1024^3 and every product of one training step of config A or B on one core's share of
 //      the batch (as a data-parallel worker runs them: rows = P * batch / 2 * seq), with the
-//      transposes our code passes; the step's total and its fraction of the FMA peak.
+//      transposes our code passes; the step's total and its fraction of the FMA peak; then the
+//      attention's products (query blocks of 64, as AttentionOps) likewise.
 // Build and run:
 //   clang -O2 -mavx2 -mfma -I/usr/include/x86_64-linux-gnu/openblas-pthread Tools/bench/gemm_peak.c -lopenblas -o /tmp/gemm_peak
 //   /tmp/gemm_peak B 1     # config B at P = 1 (A or B; P 1-8)
@@ -127,5 +128,25 @@ int main(int argc, char **argv) {
     }
     printf("all products of the step (one core's share, attention's not included): %.1f ms, %.1f GFLOP/s, %.0f%% of the FMA peak\n",
            seconds * 1e3, flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peak);
+
+    // Attention as AttentionOps runs it: per (sequence, head, layer), query blocks of 64 against the
+    // keys the block's last query sees (T = 48 prefix slots); forward Q K^T and P V, backward
+    // Q K^T again, dO V^T, dS K, dS^T Q, P^T dO.
+    int T = 48, block = 64, items = P * batch / 2 * NH * L;
+    double aFlops = 0, aSeconds = 0;
+    for (int t0 = 0; t0 < S; t0 += block) {
+        int count = S - t0 < block ? S - t0 : block, seen = T + t0 + count;
+        Product blockProducts[] = {
+            {"QK^T", 0, 1, count, seen, hd}, {"PV", 0, 0, count, hd, seen}, {"QK^T", 0, 1, count, seen, hd},
+            {"dO V^T", 0, 1, count, seen, hd}, {"dS K", 0, 0, count, hd, seen}, {"dS^T Q", 1, 0, seen, hd, count},
+            {"P^T dO", 1, 0, seen, hd, count},
+        };
+        for (int i = 0; i < 7; i++) {
+            double f = 2.0 * blockProducts[i].m * blockProducts[i].n * blockProducts[i].k;
+            aFlops += items * f, aSeconds += items * time_product(blockProducts[i], 20);
+        }
+    }
+    printf("attention products (one core's share, %d sequence-heads x layers): %.1f ms, %.1f GFLOP, %.1f GFLOP/s, %.0f%% of the FMA peak\n",
+           items, aSeconds * 1e3, aFlops / 1e9, aFlops / aSeconds / 1e9, 100 * aFlops / aSeconds / 1e9 / peak);
     return 0;
 }
