@@ -27,7 +27,7 @@ extension ParScaleModel {
     /// `recordGradients` on the CPU with each core running forward and backward of its share of
     /// the sequences from start to end, its products single-threaded (`BLAS.workersHere`): no
     /// hand-off between cores inside the step, where the split of every op over the cores paid
-    /// one per op (about 40 per layer). The cores' gradients are added into `g` in core order at
+    /// one per op (25-30 per layer, forward and backward). The cores' gradients are added into `g` in core order at
     /// the end, so the result is the same from run to run for a given core count; it differs from
     /// the one-workspace path only by the order of float sums (`DataParallelTests`).
     func recordGradientsDataParallel(
