@@ -150,6 +150,10 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
 }
 #endif
 
+static _Thread_local int this_thread_serial;
+void ps_set_this_thread_serial(int serial) { this_thread_serial = serial; }
+int ps_this_thread_serial(void) { return this_thread_serial; }
+
 int ps_kernels_use_avx2(void) {
 #ifdef PS_X86
     /* Called from every worker of a parallel loop: the cache is read and written atomically

@@ -32,6 +32,12 @@ public final class ParScaleModel {
     public let parameters: Tensor
     private var inference: Activations?
     var training: TrainingWorkspace?
+    var dataParallel: DataParallelWorkspace?
+    /// Training steps on the CPU split their sequences over the cores, one whole forward and
+    /// backward per core (`recordGradientsDataParallel`), where the batch divides evenly, the
+    /// backbone is trained and no stream decorrelation is asked for. False: every op split over
+    /// the cores in turn (the same gradients up to the order of float sums).
+    public var dataParallelTraining = true
 
     public init(config: ModelConfig, backend: Backend, parameters: Tensor) {
         precondition(parameters.count == ParameterLayout(config).totalCount)

@@ -90,14 +90,31 @@ extension ParScaleModel {
         if decorrelate && !(backend is CPUBackend) {
             throw ModelError("--stream-decorrelation is implemented on the CPU backend only (this is \(backend.name)); use --backend cpu or leave it at 0")
         }
+        let parts = BLAS.workers
+        if dataParallelTraining, backend is CPUBackend, parts > 1, B % parts == 0, trainBackbone, !decorrelate {
+            return try recordGradientsDataParallel(
+                inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale, parts: parts)
+        }
         let w: TrainingWorkspace
         if let t = training, t.batch == B, t.sequence == S {
             w = t
         } else {
             training = nil  // its memory is free for the new shape's
+            dataParallel = nil
             w = try TrainingWorkspace(model: self, backend: backend, batch: B, sequence: S)
             training = w
         }
+        return recordGradients(
+            in: w, inputs: inputs, targets: targets, gradients: g, gradScale: gradScale, trainBackbone: trainBackbone,
+            streamDecorrelation: decorrelate ? streamDecorrelation : 0)
+    }
+
+    /// The forward and backward of one step in the buffers of `w` (its batch and sequence).
+    func recordGradients(
+        in w: TrainingWorkspace, inputs: [Int32], targets: [Int32], gradients g: Tensor, gradScale: Float,
+        trainBackbone: Bool, streamDecorrelation: Float
+    ) -> Tensor {
+        let B = w.batch, S = w.sequence, decorrelate = streamDecorrelation != 0
         let c = config, P = c.streams, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize
         let NH = c.numAttentionHeads, hd = c.headDim, L = c.numHiddenLayers
         let n = B * S, rows = P * n, eps = Float(c.rmsNormEps)

@@ -132,6 +132,8 @@ final class OpsTests: XCTestCase {
             AttentionShape(rows: 3, newTokens: 1, startPosition: 5, heads: 8, kvHeads: 2, headDim: 20, prefixTokens: 4, cacheCapacity: 12),
             AttentionShape(rows: 2, newTokens: 1, startPosition: 0, heads: 4, kvHeads: 1, headDim: 64, prefixTokens: 0, cacheCapacity: 3),
             AttentionShape(rows: 1, newTokens: 1, startPosition: 2, heads: 3, kvHeads: 1, headDim: 13, prefixTokens: 7, cacheCapacity: 11),
+            // More queries than `AttentionOps.queryBlock`, not a multiple of it: three blocks.
+            AttentionShape(rows: 2, newTokens: 150, startPosition: 3, heads: 2, kvHeads: 1, headDim: 8, prefixTokens: 4, cacheCapacity: 160),
         ]
         for s in shapes {
             let qkv = random(s.rows * s.newTokens * s.qkvStride, &rng)
@@ -188,5 +190,59 @@ final class OpsTests: XCTestCase {
         ElementwiseOps.swigluBackward(dOut: dOut, gateUp: gateUp, dGateUp: &dFast, rows: rows, dim: dim)
         ElementwiseOps.swigluBackwardPlain(dOut: dOut, gateUp: gateUp, dGateUp: &dPlain, rows: rows, dim: dim)
         assertClose(dFast, dPlain, "swiglu backward", tolerance: 1e-6)
+    }
+
+    /// The SIMD8 RMSNorm backward against the formula in Double, on rows whose length is not a
+    /// multiple of 8 (the scalar tail) and one that is, overwriting and accumulating into dX.
+    func testRMSNormBackwardMatchesDouble() {
+        var rng = SeededGenerator(seed: 21)
+        for (rows, dim) in [(5, 21), (40, 64)] {
+            for accumulate in [false, true] {
+                let x = random(rows * dim, &rng), dOut = random(rows * dim, &rng), w = random(dim, &rng)
+                let start = random(rows * dim, &rng), dwStart = random(dim, &rng)
+                var dX = start, dW = dwStart
+                RMSNormOps.backward(
+                    dOut: dOut, x: x, weight: w, dX: &dX, accumulate: accumulate, dWeight: &dW, rows: rows, dim: dim, eps: 1e-6)
+                var expectedDX = [Double](repeating: 0, count: rows * dim), expectedDW = dwStart.map(Double.init)
+                for r in 0..<rows {
+                    let xs = (0..<dim).map { Double(x[r * dim + $0]) }, gs = (0..<dim).map { Double(dOut[r * dim + $0]) }
+                    let inverse = 1 / ((xs.map { $0 * $0 }.reduce(0, +) / Double(dim)) + 1e-6).squareRoot()
+                    let weighted = (0..<dim).map { Double(w[$0]) * gs[$0] * xs[$0] }.reduce(0, +)
+                    for i in 0..<dim {
+                        let g = Double(w[i]) * gs[i] * inverse - xs[i] * weighted * inverse * inverse * inverse / Double(dim)
+                        expectedDX[r * dim + i] = (accumulate ? Double(start[r * dim + i]) : 0) + g
+                        expectedDW[i] += gs[i] * xs[i] * inverse
+                    }
+                }
+                assertClose(dX, expectedDX.map(Float.init), "dX rows \(rows) dim \(dim) accumulate \(accumulate)", tolerance: 1e-5)
+                assertClose(dW, expectedDW.map(Float.init), "dWeight rows \(rows) dim \(dim)", tolerance: 1e-5)
+            }
+        }
+    }
+
+    /// The SIMD8 AdamW update gives every element the bits of the one-element formula (a count
+    /// that is not a multiple of 8 and splits over the cores at odd places).
+    func testAdamWUpdateMatchesScalarFormulaBitForBit() {
+        var rng = SeededGenerator(seed: 22)
+        let count = 70_001
+        let settings = AdamWSettings(learningRate: 3e-3, weightDecay: 0.1, step: 7, gradScale: 0.6)
+        let grads = random(count, &rng)
+        var params = random(count, &rng), m = random(count, &rng).map { $0 * 0.1 }, v = random(count, &rng).map { $0 * $0 * 0.01 }
+        var (p0, m0, v0) = (params, m, v)
+        let before = params
+        AdamWOps.update(params: &params, grads: grads, m: &m, v: &v, count: count, settings: settings)
+        let a = settings
+        let correction1 = 1 - pow(a.beta1, Float(a.step)), correction2 = 1 - pow(a.beta2, Float(a.step))
+        for i in 0..<count {
+            let g = grads[i] * a.gradScale
+            m0[i] = a.beta1 * m0[i] + (1 - a.beta1) * g
+            v0[i] = a.beta2 * v0[i] + (1 - a.beta2) * g * g
+            let update = (m0[i] / correction1) / ((v0[i] / correction2).squareRoot() + a.epsilon)
+            p0[i] -= a.learningRate * (update + a.weightDecay * p0[i])
+        }
+        XCTAssertEqual(params.map(\.bitPattern), p0.map(\.bitPattern))
+        XCTAssertEqual(m.map(\.bitPattern), m0.map(\.bitPattern))
+        XCTAssertEqual(v.map(\.bitPattern), v0.map(\.bitPattern))
+        XCTAssertGreaterThan(zip(params, before).filter { $0 != $1 }.count, count * 9 / 10)  // the update moved them
     }
 }

@@ -28,6 +28,11 @@ void ps_decode_attention_plain(const float *qkv, const float *keys, const float 
                                float *logSumExp, int qkvStride, int heads, int kvHeads, int hd, int capacity,
                                int visible, float scale, int item0, int item1, float *scores);
 
+/// 1 while this thread is a data-parallel training worker: its parallel loops and products stay on
+/// it (it already has a core to itself). A thread-local flag, 0 on every new thread.
+void ps_set_this_thread_serial(int serial);
+int ps_this_thread_serial(void);
+
 #endif
 
 /// x[i] = exp(x[i] - shift) for i < n; returns the sum. AVX2 polynomial (relative error < 2e-7),

@@ -7,8 +7,27 @@ enum AdamWOps {
         v: UnsafeMutablePointer<Float>, count: Int, settings a: AdamWSettings
     ) {
         let correction1 = 1 - pow(a.beta1, Float(a.step)), correction2 = 1 - pow(a.beta2, Float(a.step))
+        // Eight lanes at a time, then the scalar tail: the same operations in the same order (IEEE
+        // division and square root are exact in both), so every element gets the same bits.
+        let b1 = SIMD8<Float>(repeating: a.beta1), b2 = SIMD8<Float>(repeating: a.beta2)
+        let c1 = SIMD8<Float>(repeating: correction1), c2 = SIMD8<Float>(repeating: correction2)
+        let one1 = SIMD8<Float>(repeating: 1 - a.beta1), one2 = SIMD8<Float>(repeating: 1 - a.beta2)
+        let scale = SIMD8<Float>(repeating: a.gradScale), epsilon = SIMD8<Float>(repeating: a.epsilon)
+        let rate = SIMD8<Float>(repeating: a.learningRate), decay = SIMD8<Float>(repeating: a.weightDecay)
         parallelFor(count, minimumPerChunk: 32768) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = load8(grads + i) * scale
+                let mi = b1 * load8(m + i) + one1 * g
+                let vi = b2 * load8(v + i) + one2 * g * g
+                let update = (mi / c1) / ((vi / c2).squareRoot() + epsilon)
+                let p = load8(params + i)
+                store8(mi, m + i)
+                store8(vi, v + i)
+                store8(p - rate * (update + decay * p), params + i)
+                i += 8
+            }
+            for i in i..<range.upperBound {
                 let g = grads[i] * a.gradScale
                 m[i] = a.beta1 * m[i] + (1 - a.beta1) * g
                 v[i] = a.beta2 * v[i] + (1 - a.beta2) * g * g

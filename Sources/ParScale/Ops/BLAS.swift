@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -12,6 +13,9 @@ enum BLAS {
     /// Cores used by every parallel loop, read once: `activeProcessorCount` opens two cgroup files
     /// per call, and the parallel loops asked it about 400 times a second (issue #19).
     static let workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Cores this thread's loops and products may spread over: 1 on a data-parallel training worker
+    /// (`ParScaleModel.recordGradientsDataParallel`), which has a core to itself, else `workers`.
+    @inline(__always) static var workersHere: Int { ps_this_thread_serial() != 0 ? 1 : workers }
 
     /// C = alpha op(A) op(B) + beta C, row-major, split over the cores along M or N.
     static func sgemm(
@@ -20,7 +24,7 @@ enum BLAS {
     ) {
         _ = configureThreads
         let flops = 2 * m * n * k
-        let parts = flops < 4_000_000 ? 1 : workers
+        let parts = flops < 4_000_000 ? 1 : workersHere
         if parts == 1 {
             single(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return

@@ -5,7 +5,7 @@ import Foundation
 /// (a dispatch costs a few microseconds, more than a short loop).
 @inline(__always)
 func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let workers = min(BLAS.workers, count / max(minimumPerChunk, 1))
+    let workers = min(BLAS.workersHere, count / max(minimumPerChunk, 1))
     if workers <= 1 {
         body(0..<count)
         return
@@ -35,6 +35,12 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     }
     return sum
 }
+
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
 
 /// Sum of n floats with four independent SIMD accumulators (a streaming read of memory).
 func sumOfFloats(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -80,7 +86,7 @@ func rowsWithPartialSums(
     rows: Int, width: Int, minimumWork: Int, into: UnsafeMutablePointer<Float>?,
     _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) {
-    let workers = min(BLAS.workers, max(1, rows * width / minimumWork))
+    let workers = min(BLAS.workersHere, max(1, rows * width / minimumWork))
     let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * width)
     partial.initialize(repeating: 0, count: workers * width)
     defer { partial.deallocate() }

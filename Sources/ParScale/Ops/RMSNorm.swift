@@ -24,17 +24,35 @@ extension RMSNormOps {
         dX: UnsafeMutablePointer<Float>, accumulate: Bool, dWeight: UnsafeMutablePointer<Float>?,
         rows: Int, dim: Int, eps: Float
     ) {
+        // SIMD8 loops (Swift does not reassociate float sums, so plain loops would stay scalar);
+        // the tail of a row that is not a multiple of 8 goes through the scalar loop.
+        let whole = dim / 8 * 8
         rowsWithPartialSums(rows: rows, width: dim, minimumWork: 16384, into: dWeight) { range, dw in
             for r in range {
                 let xr = x + r * dim, gr = dOut + r * dim, dxr = dX + r * dim
                 let inverseRMS = 1 / (dot(xr, xr, dim) / Float(dim) + eps).squareRoot()
-                var weighted: Float = 0  // sum of w*dy*x
-                for i in 0..<dim { weighted += weight[i] * gr[i] * xr[i] }
+                var weightedLanes = SIMD8<Float>()  // sum of w*dy*x
+                var i = 0
+                while i < whole {
+                    weightedLanes += load8(weight + i) * load8(gr + i) * load8(xr + i)
+                    i += 8
+                }
+                var weighted = weightedLanes.sum()
+                for j in whole..<dim { weighted += weight[j] * gr[j] * xr[j] }
                 let k = weighted * inverseRMS * inverseRMS * inverseRMS / Float(dim)
-                for i in 0..<dim {
-                    let g = weight[i] * gr[i] * inverseRMS - xr[i] * k
-                    dxr[i] = accumulate ? dxr[i] + g : g
-                    dw[i] += gr[i] * xr[i] * inverseRMS
+                let inverse8 = SIMD8<Float>(repeating: inverseRMS), k8 = SIMD8<Float>(repeating: k)
+                i = 0
+                while i < whole {
+                    let g8 = load8(gr + i), x8 = load8(xr + i)
+                    let d = load8(weight + i) * g8 * inverse8 - x8 * k8
+                    store8(accumulate ? load8(dxr + i) + d : d, dxr + i)
+                    store8(load8(dw + i) + g8 * x8 * inverse8, dw + i)
+                    i += 8
+                }
+                for j in whole..<dim {
+                    let g = weight[j] * gr[j] * inverseRMS - xr[j] * k
+                    dxr[j] = accumulate ? dxr[j] + g : g
+                    dw[j] += gr[j] * xr[j] * inverseRMS
                 }
             }
         }

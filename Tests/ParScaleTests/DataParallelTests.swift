@@ -1,0 +1,63 @@
+import XCTest
+
+@testable import ParScale
+import TestSupport
+
+/// The training step split over the cores by sequences (`recordGradientsDataParallel`) against
+/// the step with every op split over the cores in turn: the same loss and gradients up to the
+/// order of float sums, added to what the gradient buffer held, and the same bits run after run.
+/// (The finite-difference checks of `GradientTests` use batch 2, so on two cores they check this
+/// path against the loss as well.)
+final class DataParallelTests: XCTestCase {
+    struct Step { let loss: Double; let gradients: [Float] }
+
+    func step(_ model: ParScaleModel, dataParallel: Bool, B: Int, S: Int, start: [Float]) throws -> Step {
+        model.dataParallelTraining = dataParallel
+        var rng = SeededGenerator(seed: 7)
+        let V = UInt64(model.config.vocabSize)
+        let inputs = (0..<B * S).map { _ in Int32(rng.next() % V) }, targets = (0..<B * S).map { _ in Int32(rng.next() % V) }
+        let grads = model.backend.allocate(model.parameters.count)
+        start.withUnsafeBufferPointer { model.backend.upload($0, to: grads) }
+        let loss = try model.accumulateGradients(inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads)
+        var out = [Float](repeating: 0, count: grads.count)
+        out.withUnsafeMutableBufferPointer { model.backend.download(grads, into: $0) }
+        return Step(loss: loss, gradients: out)
+    }
+
+    func check(P: Int, B: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard BLAS.workers > 1 else { try requireOrSkip("one core: training has nothing to split", file: file, line: line) }
+        let model = tinyModel(P: P, seed: UInt64(P))
+        let S = 9
+        // Gradients are added to the buffer: start from something that is not zero.
+        var rng = SeededGenerator(seed: 5)
+        let start = (0..<model.parameters.count).map { _ in Float(0.01 * rng.nextNormal()) }
+        let serial = try step(model, dataParallel: false, B: B, S: S, start: start)
+        XCTAssertNil(model.dataParallel, file: file, line: line)
+        let split = try step(model, dataParallel: true, B: B, S: S, start: start)
+        XCTAssertNotNil(model.dataParallel, "the step did not take the data-parallel path", file: file, line: line)
+        let again = try step(model, dataParallel: true, B: B, S: S, start: start)
+        XCTAssertEqual(split.gradients, again.gradients, "not the same bits twice", file: file, line: line)
+        XCTAssertEqual(split.loss, again.loss, file: file, line: line)
+
+        XCTAssertEqual(split.loss, serial.loss, accuracy: 1e-6 * serial.loss, file: file, line: line)
+        let added = zip(serial.gradients, start).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(added, 1e-3, file: file, line: line)  // the step did add gradients
+        let worst = zip(split.gradients, serial.gradients).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-5 * added, "P=\(P) B=\(B): largest difference \(worst)", file: file, line: line)
+    }
+
+    func testP1() throws { try check(P: 1, B: 2) }
+    func testP4TwoSequencesPerCore() throws { try check(P: 4, B: 4) }
+
+    /// A batch that does not divide over the cores keeps to the one-workspace path, bit for bit.
+    func testUnevenBatchStaysSerial() throws {
+        guard BLAS.workers == 2 else { try requireOrSkip("the uneven batch is chosen for two cores") }
+        let model = tinyModel(P: 2, seed: 3)
+        let zero = [Float](repeating: 0, count: model.parameters.count)
+        let serial = try step(model, dataParallel: false, B: 3, S: 7, start: zero)
+        let split = try step(model, dataParallel: true, B: 3, S: 7, start: zero)
+        XCTAssertNil(model.dataParallel)
+        XCTAssertEqual(split.gradients, serial.gradients)
+        XCTAssertEqual(split.loss, serial.loss)
+    }
+}
