@@ -38,6 +38,10 @@ public final class ParScaleModel {
     /// backbone is trained and no stream decorrelation is asked for. False: every op split over
     /// the cores in turn (the same gradients up to the order of float sums).
     public var dataParallelTraining = true
+    /// Rows per block of the MLP on a core of its own (`mlpRowBlocks`); 0: all rows at once. 256
+    /// rows of config A's gate/up are 704 KiB, within a 1 MiB L2; measured against 0, 128 and 512
+    /// in Tools/bench/RESULTS.md ("Fused passes", 2026-12-01).
+    var mlpBlockRows = 256
 
     public init(config: ModelConfig, backend: Backend, parameters: Tensor) {
         precondition(parameters.count == ParameterLayout(config).totalCount)
@@ -186,16 +190,21 @@ public final class ParScaleModel {
             backend.linear(
                 a.attn, weight: parameter(layer.oWeight), bias: nil, out: a.xMid, rows: rows,
                 inDim: NH * hd, outDim: H, accumulate: true)
-            // 5. SwiGLU MLP; the residual is added by accumulating the down projection.
-            backend.rmsNorm(a.xMid, weight: parameter(layer.postNorm), out: a.h2, rows: rows, dim: H, eps: eps)
-            backend.linear(
-                a.h2, weight: parameter(layer.gateUpWeight), bias: nil, out: a.gateUp, rows: rows,
-                inDim: H, outDim: 2 * I, accumulate: false)
-            backend.swiglu(a.gateUp, out: a.act, rows: rows, dim: I)
-            copyIfDistinct(a.xMid, to: a.xOut)
-            backend.linear(
-                a.act, weight: parameter(layer.downWeight), bias: nil, out: a.xOut, rows: rows, inDim: I,
-                outDim: H, accumulate: true)
+            // 5. SwiGLU MLP; the residual is added by accumulating the down projection. In blocks of
+            // rows (`mlpRowBlocks`) so that each pass reads what the one before wrote while it is in cache.
+            for block in mlpRowBlocks(rows: rows) {
+                let lo = block.lowerBound, count = block.count
+                func at(_ t: Tensor, _ width: Int) -> Tensor { t.slice(lo * width, count * width) }
+                backend.rmsNorm(at(a.xMid, H), weight: parameter(layer.postNorm), out: at(a.h2, H), rows: count, dim: H, eps: eps)
+                backend.linear(
+                    at(a.h2, H), weight: parameter(layer.gateUpWeight), bias: nil, out: at(a.gateUp, 2 * I), rows: count,
+                    inDim: H, outDim: 2 * I, accumulate: false)
+                backend.swiglu(at(a.gateUp, 2 * I), out: at(a.act, I), rows: count, dim: I)
+                copyIfDistinct(at(a.xMid, H), to: at(a.xOut, H))
+                backend.linear(
+                    at(a.act, I), weight: parameter(layer.downWeight), bias: nil, out: at(a.xOut, H), rows: count, inDim: I,
+                    outDim: H, accumulate: true)
+            }
         }
         // 6. Final norm on every stream.
         let normed = acts.finalNormed
@@ -219,6 +228,16 @@ public final class ParScaleModel {
             rowsPerStream: n, dim: H, smoothing: Float(c.parscaleAttnSmooth))
         observer?("hidden_states.\(L)", acts.y)
         return acts.y
+    }
+
+    /// The row blocks the MLP runs in: on a CPU thread that has its core to itself (data-parallel
+    /// training), blocks of `mlpBlockRows` rows, so that each pass (norm, product, SwiGLU, product)
+    /// reads what the one before wrote while it is still in the core's L2 cache; elsewhere all rows
+    /// at once (a split over the cores, or a GPU, wants the big calls).
+    func mlpRowBlocks(rows: Int) -> [Range<Int>] {
+        let block = mlpBlockRows
+        guard block > 0, backend is CPUBackend, BLAS.workersHere == 1, rows > block else { return [0..<rows] }
+        return stride(from: 0, to: rows, by: block).map { $0..<min($0 + block, rows) }
     }
 
     private func copyIfDistinct(_ src: Tensor, to dst: Tensor) {

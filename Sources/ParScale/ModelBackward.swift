@@ -165,17 +165,37 @@ extension ParScaleModel {
         // 5-2. Layers in reverse; dResidual carries the gradient of the residual stream.
         for (i, layer) in layout.layers.enumerated().reversed() {
             let a = acts.layers[i]
-            backend.linearBackward(
-                dOut: w.dResidual, input: a.act, weight: parameter(layer.downWeight), dInput: w.dAct,
-                accumulateInput: false, dWeight: backboneGrad(layer.downWeight), dBias: nil, rows: rows, inDim: I, outDim: H)
-            backend.swigluBackward(dOut: w.dAct, gateUp: a.gateUp, dGateUp: w.dGateUp, rows: rows, dim: I)
-            backend.linearBackward(
-                dOut: w.dGateUp, input: a.h2, weight: parameter(layer.gateUpWeight), dInput: w.dH,
-                accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight), dBias: nil, rows: rows,
-                inDim: H, outDim: 2 * I)
-            backend.rmsNormBackward(
-                dOut: w.dH, input: a.xMid, weight: parameter(layer.postNorm), dInput: w.dResidual, accumulateInput: true,
-                dWeight: backboneGrad(layer.postNorm), rows: rows, dim: H, eps: eps)
+            // The MLP's input gradients in row blocks (`mlpRowBlocks`), its weight gradients over all
+            // rows: the down projection's before the blocks change dResidual, the gate/up's after.
+            let blocks = mlpRowBlocks(rows: rows), blocked = blocks.count > 1
+            if blocked {
+                backend.linearBackward(
+                    dOut: w.dResidual, input: a.act, weight: parameter(layer.downWeight), dInput: nil,
+                    accumulateInput: false, dWeight: backboneGrad(layer.downWeight), dBias: nil, rows: rows, inDim: I, outDim: H)
+            }
+            for block in blocks {
+                let lo = block.lowerBound, count = block.count
+                func at(_ t: Tensor, _ width: Int) -> Tensor { t.slice(lo * width, count * width) }
+                backend.linearBackward(
+                    dOut: at(w.dResidual, H), input: at(a.act, I), weight: parameter(layer.downWeight), dInput: at(w.dAct, I),
+                    accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.downWeight), dBias: nil, rows: count,
+                    inDim: I, outDim: H)
+                backend.swigluBackward(
+                    dOut: at(w.dAct, I), gateUp: at(a.gateUp, 2 * I), dGateUp: at(w.dGateUp, 2 * I), rows: count, dim: I)
+                backend.linearBackward(
+                    dOut: at(w.dGateUp, 2 * I), input: at(a.h2, H), weight: parameter(layer.gateUpWeight), dInput: at(w.dH, H),
+                    accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.gateUpWeight), dBias: nil, rows: count,
+                    inDim: H, outDim: 2 * I)
+                backend.rmsNormBackward(
+                    dOut: at(w.dH, H), input: at(a.xMid, H), weight: parameter(layer.postNorm), dInput: at(w.dResidual, H),
+                    accumulateInput: true, dWeight: backboneGrad(layer.postNorm), rows: count, dim: H, eps: eps)
+            }
+            if blocked {
+                backend.linearBackward(
+                    dOut: w.dGateUp, input: a.h2, weight: parameter(layer.gateUpWeight), dInput: nil,
+                    accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight), dBias: nil, rows: rows,
+                    inDim: H, outDim: 2 * I)
+            }
             backend.linearBackward(
                 dOut: w.dResidual, input: a.attn, weight: parameter(layer.oWeight), dInput: w.dAttn,
                 accumulateInput: false, dWeight: backboneGrad(layer.oWeight), dBias: nil, rows: rows,

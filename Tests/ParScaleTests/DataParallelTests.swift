@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 
 @testable import ParScale
@@ -48,6 +49,33 @@ final class DataParallelTests: XCTestCase {
 
     func testP1() throws { try check(P: 1, B: 2) }
     func testP4TwoSequencesPerCore() throws { try check(P: 4, B: 4) }
+
+    /// The MLP in row blocks (`mlpRowBlocks`, what a core of its own runs) against all rows at once:
+    /// the same loss, gradients and logits up to the order of float sums. 16-row blocks of 72 rows
+    /// (P = 4, B = 2, S = 9): four whole blocks and a short one.
+    func testMLPRowBlocksMatchAllRows() throws {
+        let model = tinyModel(P: 4, seed: 11)
+        var rng = SeededGenerator(seed: 5)
+        let start = (0..<model.parameters.count).map { _ in Float(0.01 * rng.nextNormal()) }
+        ps_set_this_thread_serial(1)  // this thread as a data-parallel worker: blocks apply
+        defer { ps_set_this_thread_serial(0) }
+        XCTAssertEqual(model.mlpRowBlocks(rows: 72).count, 1)
+        let whole = try step(model, dataParallel: false, B: 2, S: 9, start: start)
+        let tokens: [[Int32]] = [[1, 5, 2, 7, 3], [4, 4, 0, 9, 6]]
+        let wholeLogits = try model.forward(tokens: tokens, cache: model.makeCache(batch: 2, capacity: 5))
+        model.mlpBlockRows = 16
+        XCTAssertEqual(model.mlpRowBlocks(rows: 72).map(\.count), [16, 16, 16, 16, 8])
+        let blocked = try step(model, dataParallel: false, B: 2, S: 9, start: start)
+        let blockedLogits = try model.forward(tokens: tokens, cache: model.makeCache(batch: 2, capacity: 5))
+
+        XCTAssertEqual(blocked.loss, whole.loss, accuracy: 1e-6 * whole.loss)
+        let added = zip(whole.gradients, start).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(added, 1e-3)
+        let worst = zip(blocked.gradients, whole.gradients).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-5 * added, "largest gradient difference \(worst)")
+        let scale = wholeLogits.map(abs).max()!, worstLogit = zip(blockedLogits, wholeLogits).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worstLogit, 1e-5 * scale, "largest logit difference \(worstLogit)")
+    }
 
     /// A batch that does not divide over the cores keeps to the one-workspace path, bit for bit.
     func testUnevenBatchStaysSerial() throws {
