@@ -17,6 +17,13 @@ func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) ->
     }
 }
 
+/// Eight floats from or to any address (the SIMD loops' one load and store).
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+
 /// Dot product with eight independent accumulators (Swift does not reassociate float sums,
 /// so a plain loop would not vectorise).
 @inline(__always)
@@ -24,8 +31,7 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     var acc = SIMD8<Float>()
     var i = 0
     while i + 8 <= n {
-        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
-            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc += load8(a + i) * load8(b + i)
         i += 8
     }
     var sum = acc.sum()
@@ -35,12 +41,6 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     }
     return sum
 }
-
-@inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-
-@inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
 
 /// Sum of n floats with four independent SIMD accumulators (a streaming read of memory).
 func sumOfFloats(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -68,9 +68,7 @@ func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<F
     var i = 0
     let a = SIMD8<Float>(repeating: alpha)
     while i + 8 <= n {
-        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-        let yp = UnsafeMutableRawPointer(y + i)
-        yp.storeBytes(of: yp.loadUnaligned(as: SIMD8<Float>.self) + a * xv, as: SIMD8<Float>.self)
+        store8(load8(y + i) + a * load8(x + i), y + i)
         i += 8
     }
     while i < n {
