@@ -189,13 +189,7 @@ void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *ou
 // (Tools/bench/RESULTS.md, issue #19). Here one (row, kv head) pair reads its keys and values
 // once for the `group` query heads that share them.
 
-static float softmax_in_place(float *p, int n) {  // returns the log-sum-exp
-    float maxScore = -INFINITY;
-    for (int j = 0; j < n; j++) maxScore = p[j] > maxScore ? p[j] : maxScore;
-    float total = ps_exp_shifted(p, n, maxScore), inverse = 1 / total;
-    for (int j = 0; j < n; j++) p[j] *= inverse;
-    return maxScore + logf(total);
-}
+static float softmax_in_place(float *p, int n) { return ps_softmax_row(p, n, n); }  // returns the log-sum-exp
 
 void ps_decode_attention_plain(const float *qkv, const float *keys, const float *values, float *out,
                                float *logSumExp, int qkvStride, int heads, int kvHeads, int hd,
@@ -415,7 +409,104 @@ __attribute__((target("avx2,fma"))) static void swiglu_backward_avx2(const float
         }
     }
 }
+// ---- softmax rows of the attention ---------------------------------------------------------
+// A row of `width` scores of which the first `visible` are seen (the rest masked): each pass
+// covers the whole row in 8-lane chunks, the masked lanes of the chunk at `visible` set to -inf
+// (exp gives 0) or blended to 0, so the masked tail needs no pass of its own and no lane is
+// left to scalar code; the last chunk of the row stores only its lanes below `width` (the next
+// row follows it in memory).
+
+__attribute__((target("avx2"))) static inline __m256 lanes_below(int n) {  // lane i all ones when i < n
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+__attribute__((target("avx2"))) static inline void store_below(float *x, __m256 v, int n) {  // lanes < n
+    if (n >= 8) _mm256_storeu_ps(x, v);
+    else _mm256_maskstore_ps(x, _mm256_castps_si256(lanes_below(n)), v);
+}
+
+// Lanes < n from x, 0 beyond (nothing read past x + n).
+__attribute__((target("avx2"))) static inline __m256 load_below(const float *x, int n) {
+    return n >= 8 ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, _mm256_castps_si256(lanes_below(n)));
+}
+
+// The row's first `visible` lanes from x, -inf beyond (nothing read past x + visible).
+__attribute__((target("avx2"))) static inline __m256 load_visible(const float *x, int visible) {
+    if (visible >= 8) return _mm256_loadu_ps(x);
+    __m256 seen = lanes_below(visible);
+    return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(x, _mm256_castps_si256(seen)), seen);
+}
+
+__attribute__((target("avx2,fma"))) static float softmax_row_avx2(float *x, int visible, int width) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < visible; j += 8) m = _mm256_max_ps(m, load_visible(x + j, visible - j));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    float maxScore = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+    __m256 shift = _mm256_set1_ps(maxScore), total = _mm256_setzero_ps();
+    for (int j = 0; j < visible; j += 8) {
+        __m256 e = exp256(_mm256_sub_ps(load_visible(x + j, visible - j), shift));
+        store_below(x + j, e, width - j);
+        total = _mm256_add_ps(total, e);
+    }
+    float sum = hsum256(total);
+    __m256 inverse = _mm256_set1_ps(1 / sum);
+    int j = 0;
+    for (; j < visible; j += 8) store_below(x + j, _mm256_mul_ps(load_below(x + j, width - j), inverse), width - j);
+    for (; j < width; j += 8) store_below(x + j, _mm256_setzero_ps(), width - j);
+    return maxScore + logf(sum);
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_backward_row_avx2(
+    float *p, float *ds, int visible, int width, float lse, float rowDot, float scale) {
+    __m256 l = _mm256_set1_ps(lse), d = _mm256_set1_ps(rowDot), s = _mm256_set1_ps(scale);
+    int j = 0;
+    for (; j < visible; j += 8) {
+        __m256 pj = exp256(_mm256_sub_ps(load_visible(p + j, visible - j), l));
+        __m256 g = _mm256_mul_ps(_mm256_mul_ps(pj, _mm256_sub_ps(load_below(ds + j, visible - j), d)), s);
+        g = _mm256_and_ps(g, lanes_below(visible - j));  // masked lanes exactly 0 (not -0)
+        store_below(p + j, pj, width - j);
+        store_below(ds + j, g, width - j);
+    }
+    for (; j < width; j += 8) {
+        store_below(p + j, _mm256_setzero_ps(), width - j);
+        store_below(ds + j, _mm256_setzero_ps(), width - j);
+    }
+}
 #endif
+
+float ps_softmax_row_plain(float *x, int visible, int width) {
+    float maxScore = -INFINITY, sum = 0;
+    for (int j = 0; j < visible; j++) maxScore = x[j] > maxScore ? x[j] : maxScore;
+    for (int j = 0; j < visible; j++) { x[j] = expf(x[j] - maxScore); sum += x[j]; }
+    float inverse = 1 / sum;
+    for (int j = 0; j < visible; j++) x[j] *= inverse;
+    for (int j = visible; j < width; j++) x[j] = 0;
+    return maxScore + logf(sum);
+}
+
+float ps_softmax_row(float *x, int visible, int width) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) return softmax_row_avx2(x, visible, width);
+#endif
+    return ps_softmax_row_plain(x, visible, width);
+}
+
+void ps_softmax_backward_row_plain(float *p, float *ds, int visible, int width, float lse, float rowDot, float scale) {
+    for (int j = 0; j < visible; j++) {
+        p[j] = expf(p[j] - lse);
+        ds[j] = p[j] * (ds[j] - rowDot) * scale;
+    }
+    for (int j = visible; j < width; j++) p[j] = ds[j] = 0;
+}
+
+void ps_softmax_backward_row(float *p, float *ds, int visible, int width, float lse, float rowDot, float scale) {
+#ifdef PS_X86
+    if (ps_kernels_use_avx2()) { softmax_backward_row_avx2(p, ds, visible, width, lse, rowDot, scale); return; }
+#endif
+    ps_softmax_backward_row_plain(p, ds, visible, width, lse, rowDot, scale);
+}
+
 
 float ps_exp_shifted(float *x, int n, float shift) {
 #ifdef PS_X86

@@ -192,6 +192,85 @@ final class OpsTests: XCTestCase {
         assertClose(dFast, dPlain, "swiglu backward", tolerance: 1e-6)
     }
 
+    /// The 8-lane exp over its float range against Double exp: 200,001 points from -104 to 88.37
+    /// (below -87.34 it flushes to 0, as expf does near there; exp(-87.34) is 1.2e-38; above
+    /// 88.376 it saturates at exp(88.376) = 2.4e38, where expf goes on to 3.4e38 and then inf: the
+    /// softmax inputs are <= 0), and -inf (a masked score) giving exactly 0. The largest relative
+    /// error above the flush is printed.
+    func testVectorisedExpAcrossItsRange() {
+        let count = 200_001
+        var x: [Float] = (0..<count).map { (i: Int) -> Float in Float(-104 + 192.37 * Double(i) / Double(count - 1)) }
+        x += [-Float.infinity, -1e30]
+        var y = x
+        _ = ps_exp_shifted(&y, Int32(y.count), 0)
+        var worst = 0.0, worstAt: Float = 0
+        for i in 0..<count {
+            let e = exp(Double(x[i]))
+            if x[i] < -87.33 {
+                XCTAssertTrue(y[i] == 0 || abs(Double(y[i]) - e) <= 3e-7 * e + 1e-44, "exp(\(x[i])) flushes to 0 or is right")
+                continue
+            }
+            let relative = abs(Double(y[i]) - e) / e
+            if relative > worst { (worst, worstAt) = (relative, x[i]) }
+        }
+        XCTAssertEqual(y[count], 0, "exp(-inf)")
+        XCTAssertEqual(y[count + 1], 0, "exp(-1e30)")
+        XCTAssertLessThan(worst, 2.5e-7, "largest relative error \(worst) at \(worstAt)")
+        print("vectorised exp: largest relative error \(worst) at x = \(worstAt) over [-87.33, 88.37]")
+    }
+
+    /// The attention's softmax row (forward) and its backward pass against Double, for rows whose
+    /// seen part ends anywhere in a chunk of 8 and a masked tail of 0 to 11 lanes: the masked lanes
+    /// hold NaN going in and must come out 0, and the floats just past the row must not be touched.
+    func testSoftmaxRowsMatchDouble() {
+        var rng = SeededGenerator(seed: 31)
+        let scale: Float = 0.17
+        for visible in [1, 5, 8, 13, 64, 177] {
+            for masked in [0, 3, 11] {
+                let width = visible + masked
+                let guardValue: Float = 12345
+                let scores = random(visible, &rng).map { $0 * 40 }  // differences up to 80: some exp near underflow
+                let dp = random(visible, &rng)
+                let lseIn = Float(Double(scores.max()!) + 0.3), rowDot: Float = 0.21
+                for fast in [true, false] {
+                    var row = scores + [Float](repeating: .nan, count: masked) + [guardValue, guardValue]
+                    let lse = row.withUnsafeMutableBufferPointer {
+                        fast ? ps_softmax_row($0.baseAddress!, Int32(visible), Int32(width))
+                            : ps_softmax_row_plain($0.baseAddress!, Int32(visible), Int32(width))
+                    }
+                    // The shift is subtracted in float32 by both (its rounding is the input's, not exp's).
+                    let maxScore = scores.max()!, m = Double(maxScore)
+                    let sum = scores.reduce(0.0) { $0 + exp(Double($1 - maxScore)) }
+                    let what = "softmax row \(fast ? "AVX2" : "plain") visible \(visible) width \(width)"
+                    XCTAssertEqual(Double(lse), m + log(sum), accuracy: 1e-5 * max(1, abs(m)), what + " log-sum-exp")
+                    for j in 0..<visible {
+                        let e = exp(Double(scores[j] - maxScore)) / sum
+                        XCTAssertEqual(Double(row[j]), e, accuracy: 1e-6 * e + 1e-30, what + " p[\(j)]")
+                    }
+                    XCTAssertEqual(Array(row[visible..<width]), [Float](repeating: 0, count: masked), what + " masked")
+                    XCTAssertEqual(Array(row[width...]), [guardValue, guardValue], what + " past the row")
+
+                    var p = scores + [Float](repeating: .nan, count: masked) + [guardValue]
+                    var ds = dp + [Float](repeating: .nan, count: masked) + [guardValue]
+                    p.withUnsafeMutableBufferPointer { pp in
+                        ds.withUnsafeMutableBufferPointer { dd in
+                            (fast ? ps_softmax_backward_row : ps_softmax_backward_row_plain)(
+                                pp.baseAddress!, dd.baseAddress!, Int32(visible), Int32(width), lseIn, rowDot, scale)
+                        }
+                    }
+                    for j in 0..<visible {
+                        let prob = exp(Double(scores[j] - lseIn))
+                        let g = prob * (Double(dp[j]) - Double(rowDot)) * Double(scale)
+                        XCTAssertEqual(Double(p[j]), prob, accuracy: 1e-6 * prob + 1e-30, what + " backward p[\(j)]")
+                        XCTAssertEqual(Double(ds[j]), g, accuracy: 1e-6 * abs(g) + 1e-12, what + " backward dS[\(j)]")
+                    }
+                    XCTAssertEqual(Array(p[visible...]), [Float](repeating: 0, count: masked) + [guardValue], what + " backward p masked")
+                    XCTAssertEqual(Array(ds[visible...]), [Float](repeating: 0, count: masked) + [guardValue], what + " backward dS masked")
+                }
+            }
+        }
+    }
+
     /// The SIMD8 RMSNorm backward against the formula in Double, on rows whose length is not a
     /// multiple of 8 (the scalar tail) and one that is, overwriting and accumulating into dX.
     func testRMSNormBackwardMatchesDouble() {

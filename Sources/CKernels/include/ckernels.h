@@ -39,6 +39,19 @@ int ps_this_thread_serial(void);
 /// portable expf otherwise.
 float ps_exp_shifted(float *x, int n, float shift);
 
+/// Softmax of an attention row in place: x[j] = exp(x[j] - max) / sum for j < visible (max and sum
+/// over those), x[j] = 0 for visible <= j < width; returns the log-sum-exp max + log(sum).
+float ps_softmax_row(float *x, int visible, int width);
+/// The portable twin of ps_softmax_row.
+float ps_softmax_row_plain(float *x, int visible, int width);
+
+/// The attention backward's pass over a row of scores: p[j] = exp(p[j] - lse) (the probability
+/// from the scaled score) and ds[j] = p[j] (ds[j] - rowDot) scale (ds holding dO V^T) for
+/// j < visible; both 0 for visible <= j < width.
+void ps_softmax_backward_row(float *p, float *ds, int visible, int width, float lse, float rowDot, float scale);
+/// The portable twin of ps_softmax_backward_row.
+void ps_softmax_backward_row_plain(float *p, float *ds, int visible, int width, float lse, float rowDot, float scale);
+
 /// out[r, i] = silu(g) * u with g = gateUp[r, i], u = gateUp[r, dim + i].
 void ps_swiglu_forward(const float *gateUp, float *out, long rows, int dim);
 

@@ -196,7 +196,7 @@ extension AttentionOps {
                     BLAS.single(false, true, count, seen, hd, scale, q, s.qkvStride, keys + kvBase, hd, 0, scores, seen)
                     for t in 0..<count {
                         let visible = s.prefixTokens + s.startPosition + t0 + t + 1
-                        let lse = softmaxRow(scores + t * seen, visible: visible, width: seen)
+                        let lse = ps_softmax_row(scores + t * seen, Int32(visible), Int32(seen))
                         logSumExp?[(row * s.heads + h) * S + t0 + t] = lse
                     }
                     BLAS.single(
@@ -224,18 +224,6 @@ extension AttentionOps {
                 qkv, keys, values, out, logSumExp, Int32(s.qkvStride), Int32(s.heads), Int32(s.kvHeads), Int32(hd),
                 Int32(s.cacheCapacity), Int32(visible), scale, Int32(range.lowerBound), Int32(range.upperBound), scores)
         }
-    }
-
-    /// In place: p[j] = exp(x[j] - lse) for j < visible, 0 after; returns lse.
-    @inline(__always)
-    static func softmaxRow(_ x: UnsafeMutablePointer<Float>, visible: Int, width: Int) -> Float {
-        var maxScore = -Float.infinity
-        for j in 0..<visible { maxScore = max(maxScore, x[j]) }
-        let total = ps_exp_shifted(x, Int32(visible), maxScore)
-        let inverse = 1 / total
-        for j in 0..<visible { x[j] *= inverse }
-        if visible < width { (x + visible).update(repeating: 0, count: width - visible) }
-        return maxScore + logf(total)
     }
 
     /// Gradients of `forward` (probabilities recomputed from q, k and the stored log-sum-exp).
@@ -281,13 +269,8 @@ extension AttentionOps {
                             let visible = s.prefixTokens + s.startPosition + t0 + t + 1
                             let lse = logSumExp[(row * s.heads + h) * S + t0 + t]
                             let D = dot(dO + t * oStride, o + t * oStride, hd)
-                            let pr = p + t * seen, dpr = dp + t * seen
-                            _ = ps_exp_shifted(pr, Int32(visible), lse)
-                            for j in 0..<visible { dpr[j] = pr[j] * (dpr[j] - D) * scale }  // dS, scaled for the products below
-                            if visible < seen {
-                                (pr + visible).update(repeating: 0, count: seen - visible)
-                                (dpr + visible).update(repeating: 0, count: seen - visible)
-                            }
+                            // P, and dS scaled for the products below, in one pass.
+                            ps_softmax_backward_row(p + t * seen, dp + t * seen, Int32(visible), Int32(seen), lse, D, scale)
                         }
                         BLAS.single(false, false, count, hd, seen, 1, dp, seen, k, hd, 0, dq, s.qkvStride)
                         BLAS.single(true, false, seen, hd, count, 1, dp, seen, q, s.qkvStride, 1, dk, hd)
