@@ -176,18 +176,22 @@ extension ParScaleModel {
             for block in blocks {
                 let lo = block.lowerBound, count = block.count
                 func at(_ t: Tensor, _ width: Int) -> Tensor { t.slice(lo * width, count * width) }
+                // dAct and dH live only inside the block: every block uses the same first rows of
+                // them, which stay in the core's L2, instead of new memory (read for ownership from
+                // DRAM and written back) for each block.
+                let dAct = w.dAct.slice(0, count * I), dH = w.dH.slice(0, count * H)
                 backend.linearBackward(
-                    dOut: at(w.dResidual, H), input: at(a.act, I), weight: parameter(layer.downWeight), dInput: at(w.dAct, I),
+                    dOut: at(w.dResidual, H), input: at(a.act, I), weight: parameter(layer.downWeight), dInput: dAct,
                     accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.downWeight), dBias: nil, rows: count,
                     inDim: I, outDim: H)
                 backend.swigluBackward(
-                    dOut: at(w.dAct, I), gateUp: at(a.gateUp, 2 * I), dGateUp: at(w.dGateUp, 2 * I), rows: count, dim: I)
+                    dOut: dAct, gateUp: at(a.gateUp, 2 * I), dGateUp: at(w.dGateUp, 2 * I), rows: count, dim: I)
                 backend.linearBackward(
-                    dOut: at(w.dGateUp, 2 * I), input: at(a.h2, H), weight: parameter(layer.gateUpWeight), dInput: at(w.dH, H),
+                    dOut: at(w.dGateUp, 2 * I), input: at(a.h2, H), weight: parameter(layer.gateUpWeight), dInput: dH,
                     accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.gateUpWeight), dBias: nil, rows: count,
                     inDim: H, outDim: 2 * I)
                 backend.rmsNormBackward(
-                    dOut: at(w.dH, H), input: at(a.xMid, H), weight: parameter(layer.postNorm), dInput: at(w.dResidual, H),
+                    dOut: dH, input: at(a.xMid, H), weight: parameter(layer.postNorm), dInput: at(w.dResidual, H),
                     accumulateInput: true, dWeight: backboneGrad(layer.postNorm), rows: count, dim: H, eps: eps)
             }
             if blocked {
