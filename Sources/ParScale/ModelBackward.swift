@@ -165,40 +165,27 @@ extension ParScaleModel {
         // 5-2. Layers in reverse; dResidual carries the gradient of the residual stream.
         for (i, layer) in layout.layers.enumerated().reversed() {
             let a = acts.layers[i]
-            // The MLP's input gradients in row blocks (`mlpRowBlocks`), its weight gradients over all
-            // rows: the down projection's before the blocks change dResidual, the gate/up's after.
-            let blocks = mlpRowBlocks(rows: rows), blocked = blocks.count > 1
-            if blocked {
-                backend.linearBackward(
-                    dOut: w.dResidual, input: a.act, weight: parameter(layer.downWeight), dInput: nil,
-                    accumulateInput: false, dWeight: backboneGrad(layer.downWeight), dBias: nil, rows: rows, inDim: I, outDim: H)
-            }
-            for block in blocks {
+            // The MLP's backward in row blocks (`mlpRowBlocks`), its weight gradients added block by
+            // block. dAct, dGateUp and dH live only inside a block: every block uses the same first
+            // rows of them, which stay in the core's L2, instead of new memory (read for ownership
+            // from DRAM and written back) for each block.
+            for block in mlpRowBlocks(rows: rows) {
                 let lo = block.lowerBound, count = block.count
                 func at(_ t: Tensor, _ width: Int) -> Tensor { t.slice(lo * width, count * width) }
-                // dAct and dH live only inside the block: every block uses the same first rows of
-                // them, which stay in the core's L2, instead of new memory (read for ownership from
-                // DRAM and written back) for each block.
-                let dAct = w.dAct.slice(0, count * I), dH = w.dH.slice(0, count * H)
+                let dAct = w.dAct.slice(0, count * I), dGateUp = w.dGateUp.slice(0, count * 2 * I)
+                let dH = w.dH.slice(0, count * H)
                 backend.linearBackward(
                     dOut: at(w.dResidual, H), input: at(a.act, I), weight: parameter(layer.downWeight), dInput: dAct,
-                    accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.downWeight), dBias: nil, rows: count,
-                    inDim: I, outDim: H)
-                backend.swigluBackward(
-                    dOut: dAct, gateUp: at(a.gateUp, 2 * I), dGateUp: at(w.dGateUp, 2 * I), rows: count, dim: I)
+                    accumulateInput: false, dWeight: backboneGrad(layer.downWeight), dBias: nil, rows: count, inDim: I,
+                    outDim: H)
+                backend.swigluBackward(dOut: dAct, gateUp: at(a.gateUp, 2 * I), dGateUp: dGateUp, rows: count, dim: I)
                 backend.linearBackward(
-                    dOut: at(w.dGateUp, 2 * I), input: at(a.h2, H), weight: parameter(layer.gateUpWeight), dInput: dH,
-                    accumulateInput: false, dWeight: blocked ? nil : backboneGrad(layer.gateUpWeight), dBias: nil, rows: count,
-                    inDim: H, outDim: 2 * I)
+                    dOut: dGateUp, input: at(a.h2, H), weight: parameter(layer.gateUpWeight), dInput: dH,
+                    accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight), dBias: nil, rows: count, inDim: H,
+                    outDim: 2 * I)
                 backend.rmsNormBackward(
                     dOut: dH, input: at(a.xMid, H), weight: parameter(layer.postNorm), dInput: at(w.dResidual, H),
                     accumulateInput: true, dWeight: backboneGrad(layer.postNorm), rows: count, dim: H, eps: eps)
-            }
-            if blocked {
-                backend.linearBackward(
-                    dOut: w.dGateUp, input: a.h2, weight: parameter(layer.gateUpWeight), dInput: nil,
-                    accumulateInput: false, dWeight: backboneGrad(layer.gateUpWeight), dBias: nil, rows: rows,
-                    inDim: H, outDim: 2 * I)
             }
             backend.linearBackward(
                 dOut: w.dResidual, input: a.attn, weight: parameter(layer.oWeight), dInput: w.dAttn,
