@@ -117,6 +117,13 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
         let vulkan = try VulkanBackend(device: lavapipeDevice())
         var o = shortRunOptions(steps: 4, batch: 2, sequence: 8, evalWindows: 2, learningRate: 1e-2)
         o.checkpointEvery = 2
+        // AdamW's update is about lr * g / (|g| + epsilon): with the default epsilon 1e-8 a gradient
+        // element near 1e-8 gets a step that float noise between the backends (1e-7 of the
+        // gradients) swings by a large part of lr; epsilon 1e-6 damps those elements, so the
+        // parameters below can be held to 2e-4 (measured 4.8e-5; 6.1e-5 before issue #19 part 4's
+        // softmax kernels) instead of 1e-3, which the softmax kernels' float noise alone pushed to
+        // 1.5e-3 with epsilon 1e-8.
+        o.optimizer.epsilon = 1e-6
         let cpuRun = TestPaths.temporaryDirectory("cpu"), vulkanRun = TestPaths.temporaryDirectory("vulkan")
         defer { for run in [cpuRun, vulkanRun] { try? FileManager.default.removeItem(at: run) } }
         // Byte-level synthetic data: a vocabulary of 256.
@@ -131,9 +138,7 @@ final class VulkanTrainingTests: ValidatedVulkanTestCase {
         let a = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(cpuRun.path) + "/model.safetensors")
         let b = try SafeTensorsFile(contentsOf: Trainer.checkpointDirectory(vulkanRun.path) + "/model.safetensors")
         XCTAssertEqual(a.names.sorted(), b.names.sorted())
-        // AdamW's first steps move each parameter by about lr * sign(g): where a gradient is nearly
-        // zero, float noise between the backends changes that step, so parameters get a looser bound.
-        for name in a.names { assertClose(try b.floats(name), try a.floats(name), name, tolerance: 1e-3) }
+        for name in a.names { assertClose(try b.floats(name), try a.floats(name), name, tolerance: 2e-4) }
     }
 
     func download(_ tensor: Tensor, _ backend: Backend) -> [Float] {
