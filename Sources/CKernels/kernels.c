@@ -89,7 +89,17 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
         }
 }
 
-// Input rows in groups of 4 (a tile of 1-3 for the rest), weight rows in blocks of 3 (then 1):
+// Input rows in the tile that starts at row m: `tile` at most, but never all of 2..tile rows in
+// one pass (2 rows go 1 + 1, 4 rows 3 + 1, ...): each further pass reads the block of weights
+// from L1 and prefetches its lines again, and a single pass of several rows streams slower. Both
+// cores, 1024 x 45056, CPU time: 2 rows 3.0-3.3 ms in two passes against 3.6-3.9 in one (AVX-512),
+// 3.3-3.4 against 4.2-4.5 (AVX2); 3 rows over 2816-column blocks (AVX2) 3.5 against 5.0-5.2.
+static inline int tile_rows(int rows, int m, int tile) {
+    if (m == 0 && rows > 1 && rows <= tile) return rows - 1;
+    return rows - m >= tile ? tile : rows - m;
+}
+
+// Input rows in groups of 4 (see tile_rows), weight rows in blocks of 3 (then 1):
 // a block of weights is read from memory once and from L1 again for each further group of rows.
 // `blocked`: x and w start at a block of `len` columns (prefetch PF = 2).
 __attribute__((target("avx2,fma"))) static void few_rows_pass(
@@ -104,7 +114,7 @@ __attribute__((target("avx2,fma"))) static void few_rows_pass(
         const float *pf = w + (ahead > 0 ? ahead : 0) * n;
         int prefetch = outDim < 5 ? 0 : blocked ? 2 : 1;
         for (int m = 0; m < rows;) {
-            int mb = rows - m >= 4 ? 4 : rows - m;
+            int mb = tile_rows(rows, m, 4);
 #define PS_TILE(MB, NB)                                                                                  \
     (prefetch == 2   ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 2)   \
      : prefetch == 1 ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 1)   \
@@ -156,7 +166,8 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
 // ---- the few-rows kernel on AVX-512 (zmm) ------------------------------------------------------
 // The one-pass product (few_rows_pass without column blocks) with 16 columns per step: half the
 // instructions per weight byte of the ymm tiles. Tiles of 3 input rows x 4 weight rows (8 rows:
-// three passes, 3 + 3 + 2, over each block of 4 weight rows); the column tail is a masked load.
+// three passes, 3 + 3 + 2, over each block of 4 weight rows; 4 x 4 tiles, 4 + 4, and one pass of
+// all 8 rows in 8 x 3 or 8 x 2 tiles were slower); the column tail is a masked load.
 // 1024 x 45056 on both cores, CPU time: 8 rows 4.3-4.5 ms against 4.6-4.7 for the ymm kernel,
 // 4 rows 3.0-3.3 against 4.0-4.2, 1 row 3.1-3.5 against 3.5-3.8. Where the product takes column
 // blocks (down projection) this version was slower (5.5-5.9 against 4.7-4.8 ms), so those stay on
@@ -204,7 +215,7 @@ __attribute__((target("avx512f"))) static void few_rows_avx512(
         const float *pf = w + (ahead > 0 ? ahead : 0) * n;
         int prefetch = outDim >= 6;
         for (int m = 0; m < rows;) {
-            int mb = rows - m >= 3 ? 3 : rows - m;
+            int mb = tile_rows(rows, m, 3);
 #define PS_TILE512(MB, NB)                                                                           \
     (prefetch ? few_rows_tile512(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 1)       \
               : few_rows_tile512(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 0))
