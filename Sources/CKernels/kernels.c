@@ -1,7 +1,9 @@
-// Hand-vectorised kernels where OpenBLAS is the wrong tool. Plain C twin beside each AVX2 version;
-// the choice is made at run time, so the binary still runs on CPUs without AVX2.
+// Hand-vectorised kernels where OpenBLAS is the wrong tool. Plain C twin beside each AVX2 version
+// (and the few-rows kernel's AVX-512 one); the choice is made at run time, so the binary still
+// runs on CPUs without AVX2 or AVX-512.
 #include "ckernels.h"
 #include <math.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -87,7 +89,17 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void few_rows_t
         }
 }
 
-// Input rows in groups of 4 (a tile of 1-3 for the rest), weight rows in blocks of 3 (then 1):
+// Input rows in the tile that starts at row m: `tile` at most, but never all of 2..tile rows in
+// one pass (2 rows go 1 + 1, 4 rows 3 + 1, ...): each further pass reads the block of weights
+// from L1 and prefetches its lines again, and a single pass of several rows streams slower. Both
+// cores, 1024 x 45056, CPU time: 2 rows 3.0-3.3 ms in two passes against 3.6-3.9 in one (AVX-512),
+// 3.3-3.4 against 4.2-4.5 (AVX2); 3 rows over 2816-column blocks (AVX2) 3.5 against 5.0-5.2.
+static inline int tile_rows(int rows, int m, int tile) {
+    if (m == 0 && rows > 1 && rows <= tile) return rows - 1;
+    return rows - m >= tile ? tile : rows - m;
+}
+
+// Input rows in groups of 4 (see tile_rows), weight rows in blocks of 3 (then 1):
 // a block of weights is read from memory once and from L1 again for each further group of rows.
 // `blocked`: x and w start at a block of `len` columns (prefetch PF = 2).
 __attribute__((target("avx2,fma"))) static void few_rows_pass(
@@ -102,7 +114,7 @@ __attribute__((target("avx2,fma"))) static void few_rows_pass(
         const float *pf = w + (ahead > 0 ? ahead : 0) * n;
         int prefetch = outDim < 5 ? 0 : blocked ? 2 : 1;
         for (int m = 0; m < rows;) {
-            int mb = rows - m >= 4 ? 4 : rows - m;
+            int mb = tile_rows(rows, m, 4);
 #define PS_TILE(MB, NB)                                                                                  \
     (prefetch == 2   ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 2)   \
      : prefetch == 1 ? few_rows_tile(x, w, bias, out, n, len, outDim, m, j, accumulate, pf, MB, NB, 1)   \
@@ -135,10 +147,12 @@ __attribute__((target("avx2,fma"))) static void few_rows_pass(
 // 22 KB), each block a pass over the weight rows that adds into `out`. 8 x 2816 x 16384 on both
 // cores: 4.5-4.6 ms against 6.5 ms in one pass. Where they fit about (1024 columns) one pass is
 // faster (4.7 against 5.1 ms): the blocks break the weight stream into pieces.
+static int few_rows_in_one_pass(int rows, int n) { return rows < 3 || (long)(rows + 3) * n <= 16384; }
+
 __attribute__((target("avx2,fma"))) static void few_rows_avx2(
     const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
     int j0, int j1, int accumulate) {
-    if (rows < 3 || (long)(rows + 3) * n <= 16384) {
+    if (few_rows_in_one_pass(rows, n)) {
         few_rows_pass(x, w, bias, out, rows, n, n, outDim, j0, j1, accumulate, 0);
         return;
     }
@@ -146,6 +160,74 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2(
     for (int k0 = 0; k0 < n; k0 += kc) {
         int len = n - k0 < kc ? n - k0 : kc;
         few_rows_pass(x + k0, w + k0, k0 == 0 ? bias : 0, out, rows, n, len, outDim, j0, j1, k0 == 0 ? accumulate : 1, 1);
+    }
+}
+
+// ---- the few-rows kernel on AVX-512 (zmm) ------------------------------------------------------
+// The one-pass product (few_rows_pass without column blocks) with 16 columns per step: half the
+// instructions per weight byte of the ymm tiles. Tiles of 3 input rows x 4 weight rows (8 rows:
+// three passes, 3 + 3 + 2, over each block of 4 weight rows; 4 x 4 tiles, 4 + 4, and one pass of
+// all 8 rows in 8 x 3 or 8 x 2 tiles were slower); the column tail is a masked load.
+// 1024 x 45056 on both cores, CPU time: 8 rows 4.3-4.5 ms against 4.6-4.7 for the ymm kernel,
+// 4 rows 3.0-3.3 against 4.0-4.2, 1 row 3.1-3.5 against 3.5-3.8. Where the product takes column
+// blocks (down projection) this version was slower (5.5-5.9 against 4.7-4.8 ms), so those stay on
+// AVX2: see ps_few_rows_nt and Tools/bench/RESULTS.md (issue #19, third round).
+__attribute__((target("avx512f"), always_inline)) static inline void few_rows_tile512(
+    const float *x, const float *w, const float *bias, float *out, int n, int outDim, int m, int j,
+    int accumulate, const float *pf, int MB, int NB, int PF) {
+    __m512 acc[3][4];
+    for (int a = 0; a < MB; a++)
+        for (int b = 0; b < NB; b++) acc[a][b] = _mm512_setzero_ps();
+    const float *xr[3], *wr[4];
+    for (int a = 0; a < MB; a++) xr[a] = x + (long)(m + a) * n;
+    for (int b = 0; b < NB; b++) wr[b] = w + (long)(j + b) * n;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        // NB rows' worth of lines from `pf` per tile, as in few_rows_tile (PF = 1).
+        if (PF) for (int b = 0; b < NB; b++) _mm_prefetch((const char *)(pf + NB * i + 16 * b), _MM_HINT_T1);
+        __m512 wv[4];
+        for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps(wr[b] + i);
+        for (int a = 0; a < MB; a++) {
+            __m512 xv = _mm512_loadu_ps(xr[a] + i);
+            for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(xv, wv[b], acc[a][b]);
+        }
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[4];
+        for (int b = 0; b < NB; b++) wv[b] = _mm512_maskz_loadu_ps(k, wr[b] + i);
+        for (int a = 0; a < MB; a++) {
+            __m512 xv = _mm512_maskz_loadu_ps(k, xr[a] + i);
+            for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(xv, wv[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < MB; a++)
+        for (int b = 0; b < NB; b++) store(out, bias, outDim, m + a, j + b, _mm512_reduce_add_ps(acc[a][b]), accumulate);
+}
+
+__attribute__((target("avx512f"))) static void few_rows_avx512(
+    const float *x, const float *w, const float *bias, float *out, int rows, int n, int outDim,
+    int j0, int j1, int accumulate) {
+    for (int j = j0; j < j1;) {
+        int nb = j + 4 <= j1 ? 4 : 1;
+        // As in few_rows_pass: from 3 rows past the next block, never past the last row.
+        long ahead = j + nb + 3 <= outDim - 6 ? j + nb + 3 : outDim - 6;
+        const float *pf = w + (ahead > 0 ? ahead : 0) * n;
+        int prefetch = outDim >= 6;
+        for (int m = 0; m < rows;) {
+            int mb = tile_rows(rows, m, 3);
+#define PS_TILE512(MB, NB)                                                                           \
+    (prefetch ? few_rows_tile512(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 1)       \
+              : few_rows_tile512(x, w, bias, out, n, outDim, m, j, accumulate, pf, MB, NB, 0))
+            if (nb == 4) {
+                if (mb == 3) PS_TILE512(3, 4); else if (mb == 2) PS_TILE512(2, 4); else PS_TILE512(1, 4);
+            } else {
+                if (mb == 3) PS_TILE512(3, 1); else if (mb == 2) PS_TILE512(2, 1); else PS_TILE512(1, 1);
+            }
+#undef PS_TILE512
+            m += mb;
+        }
+        j += nb;
     }
 }
 #endif
@@ -172,11 +254,57 @@ int ps_kernels_use_avx2(void) {
 #endif
 }
 
+int ps_kernels_have_avx512(void) {
+#ifdef PS_X86
+    static int cached = -1;  // as in ps_kernels_use_avx2
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        __builtin_cpu_init();
+        c = ps_kernels_use_avx2() && __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c;
+#else
+    return 0;
+#endif
+}
+
+int ps_kernels_use_avx512(void) {
+    static int cached = -1;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *off = getenv("PARSCALE_NO_AVX512");
+        c = ps_kernels_have_avx512() && !(off && *off && *off != '0');
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+#ifdef PS_X86
+// AVX-512 where asked for and the product takes one pass (see few_rows_avx512), else AVX2.
+static void few_rows_x86(const float *x, const float *w, const float *bias, float *out,
+                         int rows, int n, int outDim, int j0, int j1, int accumulate, int avx512) {
+    if (avx512 && few_rows_in_one_pass(rows, n)) few_rows_avx512(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+    else few_rows_avx2(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+}
+#endif
+
+int ps_few_rows_nt_isa(const float *x, const float *w, const float *bias, float *out,
+                       int rows, int n, int outDim, int j0, int j1, int accumulate, int isa) {
+#ifdef PS_X86
+    if ((isa == 2 && ps_kernels_have_avx512()) || (isa == 1 && ps_kernels_use_avx2())) {
+        few_rows_x86(x, w, bias, out, rows, n, outDim, j0, j1, accumulate, isa == 2);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
 void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *out,
                     int rows, int n, int outDim, int j0, int j1, int accumulate) {
 #ifdef PS_X86
     if (ps_kernels_use_avx2()) {
-        few_rows_avx2(x, w, bias, out, rows, n, outDim, j0, j1, accumulate);
+        few_rows_x86(x, w, bias, out, rows, n, outDim, j0, j1, accumulate, ps_kernels_use_avx512());
         return;
     }
 #endif

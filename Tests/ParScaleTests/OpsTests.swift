@@ -85,6 +85,52 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// Each x86 path of the few-rows kernel on its own (ps_few_rows_nt_isa: 1 AVX2, 2 AVX-512 where
+    /// this CPU has it; the dispatch takes AVX-512 unless PARSCALE_NO_AVX512 is set, so without this
+    /// the AVX2 tiles would go untested here) against the plain twin: every row count 1-8, odd
+    /// output counts, column ranges that start and end mid-matrix, K below and between the vector
+    /// widths (1, 15, 17, 33: the masked tail) and K that takes the column blocks for 3 rows and
+    /// more (2900, 4099), both with and without bias and accumulation. Where the CPU lacks a path
+    /// the call must say so (0) and leave the output alone.
+    func testFewRowsKernelPathsEachAgreeWithThePlainTwin() {
+        var rng = SeededGenerator(seed: 15)
+        #if arch(x86_64)
+            let available = [1: ps_kernels_use_avx2() == 1, 2: ps_kernels_have_avx512() == 1]
+            XCTAssertTrue(available[1]!, "x86-64 machines running the suite have AVX2 + FMA")
+            XCTAssertEqual(ps_kernels_use_avx512(), ps_kernels_have_avx512() == 1 && getenv("PARSCALE_NO_AVX512") == nil ? 1 : 0)
+        #else
+            let available = [1: false, 2: false]
+        #endif
+        for isa in [1, 2] {
+            for rows in 1...LinearOps.fewRowsLimit {
+                for (k, n) in [(1, 3), (15, 7), (17, 13), (33, 9), (1024, 11), (1029, 6), (2900, 9), (4099, 5)] {
+                    let x = random(rows * k, &rng), w = random(n * k, &rng), bias = random(n, &rng), previous = random(rows * n, &rng)
+                    let (j0, j1) = n > 4 ? (1, n - 1) : (0, n)
+                    for (useBias, accumulate) in [(true, false), (false, true)] {
+                        var fast = previous, plain = previous
+                        let ran = bias.withUnsafeBufferPointer { bp in
+                            ps_few_rows_nt_isa(
+                                x, w, useBias ? bp.baseAddress : nil, &fast, Int32(rows), Int32(k), Int32(n), Int32(j0), Int32(j1),
+                                accumulate ? 1 : 0, Int32(isa))
+                        }
+                        let what = "isa \(isa) rows \(rows) k \(k) n \(n) columns \(j0)..<\(j1) bias \(useBias) accumulate \(accumulate)"
+                        XCTAssertEqual(ran == 1, available[isa]!, what)
+                        guard ran == 1 else {
+                            XCTAssertEqual(fast, previous, "\(what): a path this CPU lacks computed something")
+                            continue
+                        }
+                        bias.withUnsafeBufferPointer { bp in
+                            ps_few_rows_nt_plain(
+                                x, w, useBias ? bp.baseAddress : nil, &plain, Int32(rows), Int32(k), Int32(n), Int32(j0), Int32(j1),
+                                accumulate ? 1 : 0)
+                        }
+                        assertClose(fast, plain, what, tolerance: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
     /// Host buffers: zero-filled and 64-byte aligned; from 64 MiB on (parameters) 2 MiB aligned,
     /// as transparent huge pages need, and writable to their last float.
     func testHostBuffersAreZeroedAndAlignedForHugePages() {

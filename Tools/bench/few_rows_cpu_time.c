@@ -5,7 +5,8 @@
 // Build and run (issue #19):
 //   clang -O2 -ISources/CKernels/include Tools/bench/few_rows_cpu_time.c Sources/CKernels/kernels.c -lm -lpthread -o /tmp/few_rows
 //   for m in 1 2 4 8; do /tmp/few_rows $m 1024 22528 5 1; done
-// Prints this core's FMA peak (measured) beside the kernel's rate.
+// Prints this core's FMA peak (measured) beside the kernel's rate. PARSCALE_NO_AVX512=1 times the
+// AVX2 path on a CPU that has AVX-512.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,8 @@
 
 /// out[m, j] (+)= dot(x[m, :], w[j, :]) (+ bias[j]) for m < rows, j in [j0, j1).
 /// x [rows, n], w [outDim, n] row-major. Each weight row is read once for all rows.
-/// Uses AVX2+FMA when the CPU has them (checked at run time), portable C otherwise.
+/// Uses AVX-512 for products that take one pass where the CPU has it (and PARSCALE_NO_AVX512 is
+/// not set), else AVX2+FMA where the CPU has them (checked at run time), portable C otherwise.
 void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *out,
                     int rows, int n, int outDim, int j0, int j1, int accumulate);
 
@@ -13,6 +14,18 @@ void ps_few_rows_nt_plain(const float *x, const float *w, const float *bias, flo
 
 /// 1 when the AVX2+FMA path is used.
 int ps_kernels_use_avx2(void);
+
+/// 1 when the CPU has AVX-512F (and AVX2+FMA).
+int ps_kernels_have_avx512(void);
+
+/// 1 when ps_few_rows_nt takes its AVX-512 path: the CPU has it and PARSCALE_NO_AVX512 is unset
+/// (or "0"); read once.
+int ps_kernels_use_avx512(void);
+
+/// ps_few_rows_nt on one instruction set, whatever the dispatch would choose: isa 1 AVX2+FMA,
+/// 2 AVX-512. Returns 0 (and computes nothing) where this CPU lacks it.
+int ps_few_rows_nt_isa(const float *x, const float *w, const float *bias, float *out,
+                       int rows, int n, int outDim, int j0, int j1, int accumulate, int isa);
 
 /// Attention of one new query per row (decode) against its cache, for the (row, kv head) pairs
 /// item0..<item1 (item = row * kvHeads + kv head). q of head h is qkv[row * qkvStride + h * hd];
