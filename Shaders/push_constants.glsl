@@ -28,6 +28,12 @@ struct AggregationBackwardPush {
     float smoothing;
 };
 
+// stream_decorrelation_backward.comp: x and dX are [streams, rowsPerStream, dim].
+struct StreamDecorrelationBackwardPush {
+    uint streams, rowsPerStream, dim, xOffset, dxOffset;
+    float scale;
+};
+
 // The shape every attention-family shader starts with (Swift: AttentionShape).
 struct AttentionHeader {
     uint rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity;

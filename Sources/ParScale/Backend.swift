@@ -116,6 +116,9 @@ public protocol Backend: AnyObject {
     func aggregationBackward(
         dOut: Tensor, y: Tensor, weights: Tensor, dY: Tensor, dLogits: Tensor, streams: Int,
         rowsPerStream: Int, dim: Int, smoothing: Float)
+    /// dX += scale times the gradient of the stream decorrelation penalty of x (both [streams,
+    /// rowsPerStream, dim]; `StreamDecorrelationOps`); at most `StreamDecorrelationOps.maxStreams` streams.
+    func streamDecorrelationBackward(x: Tensor, dX: Tensor, streams: Int, rowsPerStream: Int, dim: Int, scale: Float)
     /// out = sum of the `streams` stacked copies in x (the gradient of repeatRows).
     func sumStreams(_ x: Tensor, streams: Int, out: Tensor)
     func embedBackward(ids: [Int32], dOut: Tensor, dTable: Tensor, dim: Int)

@@ -250,6 +250,11 @@ public final class CPUBackend: Backend {
             rowsPerStream: rowsPerStream, dim: dim, smoothing: smoothing)
     }
 
+    public func streamDecorrelationBackward(x: Tensor, dX: Tensor, streams: Int, rowsPerStream: Int, dim: Int, scale: Float) {
+        _ = StreamDecorrelationOps.penalty(
+            x: x.host, streams: streams, rowsPerStream: rowsPerStream, dim: dim, dX: dX.host, scale: scale)
+    }
+
     public func sumStreams(_ x: Tensor, streams: Int, out: Tensor) {
         EmbeddingOps.sumStreams(x.host, streams: streams, out: out.host, count: out.count)
     }

@@ -48,7 +48,7 @@ extension ParScaleModel {
     /// `trainBackbone: false` (a frozen backbone) computes only the gradients of the prefixes and
     /// the aggregation head; the backbone's gradient regions are left untouched.
     /// `streamDecorrelation` λ > 0 adds λ times the gradient of `StreamDecorrelationOps`' penalty
-    /// (CPU only); the returned loss stays the cross-entropy.
+    /// (at most `StreamDecorrelationOps.maxStreams` streams); the returned loss stays the cross-entropy.
     public func accumulateGradients(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor,
         gradScale: Float = 1, trainBackbone: Bool = true, streamDecorrelation: Float = 0
@@ -87,8 +87,8 @@ extension ParScaleModel {
         try checkVocabulary(targets)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
         let decorrelate = streamDecorrelation != 0 && config.streams > 1
-        if decorrelate && !(backend is CPUBackend) {
-            throw ModelError("--stream-decorrelation is implemented on the CPU backend only (this is \(backend.name)); use --backend cpu or leave it at 0")
+        if decorrelate && config.streams > StreamDecorrelationOps.maxStreams {
+            throw ModelError("--stream-decorrelation supports at most \(StreamDecorrelationOps.maxStreams) streams (this model has \(config.streams)); leave it at 0")
         }
         let parts = BLAS.workers
         if dataParallelTraining, backend is CPUBackend, parts > 1, B % parts == 0, trainBackbone, !decorrelate {
@@ -153,8 +153,8 @@ extension ParScaleModel {
                 dBias: grad(aggregator.layer0Bias), rows: n, inDim: P * H, outDim: H)
             backend.interleaveStreamsBackward(dFeat: w.dFeat, dY: dNormed, streams: P, rowsPerStream: n, dim: H)
             if decorrelate {
-                _ = StreamDecorrelationOps.penalty(
-                    x: acts.finalNormed.host, streams: P, rowsPerStream: n, dim: H, dX: dNormed.host,
+                backend.streamDecorrelationBackward(
+                    x: acts.finalNormed, dX: dNormed, streams: P, rowsPerStream: n, dim: H,
                     scale: streamDecorrelation * gradScale)
             }
         }
@@ -217,18 +217,21 @@ extension ParScaleModel {
     }
 
     /// The stream decorrelation penalty (`StreamDecorrelationOps`, unweighted) of B sequences of S
-    /// tokens, on the CPU; 0 for P = 1.
+    /// tokens (the final hidden states downloaded from the backend); 0 for P = 1.
     public func streamDecorrelation(inputs: [Int32], batch B: Int, sequence S: Int) throws -> Double {
         guard config.streams > 1 else { return 0 }
-        guard backend is CPUBackend else { throw ModelError("the stream decorrelation penalty is computed on the CPU backend only") }
         guard inputs.count == B * S else { throw ModelError("expected \(B * S) inputs, got \(inputs.count)") }
         try checkVocabulary(inputs)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
         let acts = try inferenceActivations(batch: B, sequence: S, outRows: B * S)
         _ = runForward(
             ids: inputs, batch: B, sequence: S, cache: try makeCache(batch: B, capacity: S), acts: acts, training: false, observer: nil)
-        return StreamDecorrelationOps.penalty(
-            x: acts.finalNormed.host, streams: config.streams, rowsPerStream: B * S, dim: config.hiddenSize, dX: nil, scale: 0)
+        var x = [Float](repeating: 0, count: config.streams * B * S * config.hiddenSize)
+        x.withUnsafeMutableBufferPointer { backend.download(acts.finalNormed, into: $0) }
+        return x.withUnsafeBufferPointer {
+            StreamDecorrelationOps.penalty(
+                x: $0.baseAddress!, streams: config.streams, rowsPerStream: B * S, dim: config.hiddenSize, dX: nil, scale: 0)
+        }
     }
 
     /// Mean next-token loss without gradients (validation).

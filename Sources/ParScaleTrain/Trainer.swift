@@ -42,8 +42,8 @@ public final class Trainer {
         guard o.streamDecorrelation >= 0 && o.streamDecorrelation.isFinite else {
             throw TrainingError("--stream-decorrelation must be a finite weight of at least 0, got \(o.streamDecorrelation)")
         }
-        if o.streamDecorrelation > 0 && model.config.streams > 1 && !(model.backend is CPUBackend) {
-            throw TrainingError("--stream-decorrelation is implemented on the CPU backend only (this is \(model.backend.name)); use --backend cpu or leave it at 0")
+        if o.streamDecorrelation > 0 && model.config.streams > StreamDecorrelationOps.maxStreams {
+            throw TrainingError("--stream-decorrelation supports at most \(StreamDecorrelationOps.maxStreams) streams (this model has \(model.config.streams)); leave it at 0")
         }
         backend = model.backend
         self.runDirectory = runDirectory

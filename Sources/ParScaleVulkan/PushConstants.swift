@@ -27,6 +27,11 @@ struct AggregationBackwardPush {
     var smoothing: Float
 }
 
+struct StreamDecorrelationBackwardPush {
+    var streams, rowsPerStream, dim, xOffset, dxOffset: UInt32
+    var scale: Float
+}
+
 /// The shape every attention-family shader starts with.
 struct AttentionHeader {
     var rows, newTokens, startPosition, heads, kvHeads, headDim, prefixTokens, capacity: UInt32

@@ -103,6 +103,13 @@ extension VulkanBackend {
         run(.aggregationBackward, [dOut, y, weights, dY, dLogits], push, groups: Self.grid(rowsPerStream))
     }
 
+    public func streamDecorrelationBackward(x: Tensor, dX: Tensor, streams: Int, rowsPerStream: Int, dim: Int, scale: Float) {
+        precondition(streams <= StreamDecorrelationOps.maxStreams, "the decorrelation shader holds at most \(StreamDecorrelationOps.maxStreams) streams")
+        let push = StreamDecorrelationBackwardPush(
+            streams: u(streams), rowsPerStream: u(rowsPerStream), dim: u(dim), xOffset: o(x), dxOffset: o(dX), scale: scale)
+        run(.streamDecorrelationBackward, [x, dX], push, groups: Self.grid(rowsPerStream))
+    }
+
     /// The P stacked copies are the rows of a [streams, count] matrix: its column sums.
     public func sumStreams(_ x: Tensor, streams: Int, out: Tensor) {
         columnSums(x, rows: streams, columns: out.count, into: out, accumulate: false)

@@ -22,7 +22,7 @@ struct RecipeFlags: ParsableArguments {
     var aggregatorInit: AggregatorInit?
     @Option(name: .customLong("prefix-scale"), help: "Initial prefix std: fixed (--prefix-std) or keys (the std of the new backbone's keys and values, 0.02 x sqrt(hidden), so it scales with the width) (default \(Recipe.standard.prefixScale.rawValue)).")
     var prefixScale: PrefixScale?
-    @Option(name: .customLong("stream-decorrelation"), help: "Weight λ of a training penalty on the mean squared cosine similarity between the P streams' final hidden states (before aggregation), keeping the streams apart; checkpoints are unchanged. CPU backend only (default \(Recipe.standard.streamDecorrelation): off).")
+    @Option(name: .customLong("stream-decorrelation"), help: "Weight λ of a training penalty on the mean squared cosine similarity between the P streams' final hidden states (before aggregation), keeping the streams apart; checkpoints are unchanged. At most \(StreamDecorrelationOps.maxStreams) streams (default \(Recipe.standard.streamDecorrelation): off).")
     var streamDecorrelation: Double?
 
     func validate() throws {

@@ -136,6 +136,25 @@ final class VulkanTrainingOpsTests: VulkanAgreementTestCase {
         }
     }
 
+    /// The decorrelation penalty's gradient: P = 2 and 5 streams, a width past one 64-wide stride
+    /// with a tail, into zeros (the gradient alone) and added to values already in dX.
+    func testStreamDecorrelationBackwardMatchesCPU() {
+        let (n, H) = (4, 130)
+        for P in [2, 5] {
+            let (x, xv) = pair(P * n * H, scale: 2)
+            let (zeros, zerosv) = pair(P * n * H)
+            cpu.fill(zeros, value: 0)
+            vulkan.fill(zerosv, value: 0)
+            cpu.streamDecorrelationBackward(x: x, dX: zeros, streams: P, rowsPerStream: n, dim: H, scale: 50)
+            vulkan.streamDecorrelationBackward(x: xv, dX: zerosv, streams: P, rowsPerStream: n, dim: H, scale: 50)
+            check(zeros, zerosv, "decorrelation gradient, P = \(P)")
+            let (dx, dxv) = pair(P * n * H, scale: 0.01)
+            cpu.streamDecorrelationBackward(x: x, dX: dx, streams: P, rowsPerStream: n, dim: H, scale: 50)
+            vulkan.streamDecorrelationBackward(x: xv, dX: dxv, streams: P, rowsPerStream: n, dim: H, scale: 50)
+            check(dx, dxv, "decorrelation gradient added to dX, P = \(P)")
+        }
+    }
+
     func testEmbedBackwardAndCrossEntropy() {
         let (vocab, dim) = (37, 9)
         let ids: [Int32] = [3, 0, 36, 3, 5, 3, 0, 17, 36, 2, 3]

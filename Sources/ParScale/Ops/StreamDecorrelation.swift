@@ -8,8 +8,11 @@ import Foundation
 /// aggregation). Squared, so the optimum is orthogonal streams, not opposite ones (P > 2 streams cannot
 /// all be opposite). Cosine per position rather than Barlow-Twins' cross-correlation of features over
 /// the batch: it needs no batch statistics, so micro-batching leaves it unchanged, and it is O(P^2 n H).
-/// CPU only: the Vulkan backend refuses the flag (Trainer.start).
-enum StreamDecorrelationOps {
+/// Its gradient on Vulkan: Shaders/stream_decorrelation_backward.comp.
+public enum StreamDecorrelationOps {
+    /// The most streams the shader's shared memory holds (its `maxStreams`).
+    public static let maxStreams = 32
+
     /// The penalty of x [P, n, H] (stream-major: stream a's position t is row a*n + t); ADDS
     /// `scale` times its gradient to dX when given. Sums in Double, in index order.
     static func penalty(
