@@ -32,7 +32,7 @@ extension ParScaleModel {
     /// the one-workspace path only by the order of float sums (`DataParallelTests`).
     func recordGradientsDataParallel(
         inputs: [Int32], targets: [Int32], batch B: Int, sequence S: Int, gradients g: Tensor, gradScale: Float,
-        parts: Int
+        streamDecorrelation: Float, parts: Int
     ) throws -> Tensor {
         let d: DataParallelWorkspace
         if let existing = dataParallel, existing.batch == B, existing.sequence == S, existing.parts.count == parts {
@@ -49,12 +49,12 @@ extension ParScaleModel {
             ps_set_this_thread_serial(1)
             defer { ps_set_this_thread_serial(0) }
             let range = (p * n)..<((p + 1) * n)
-            // Each part's loss is a mean over its n tokens; scaled by 1/parts their sum is the
-            // gradient of the mean over all B*S.
+            // Each part's loss (and decorrelation penalty) is a mean over its n tokens; scaled by
+            // 1/parts their sum is the gradient of the mean over all B*S.
             let losses = recordGradients(
                 in: d.parts[p], inputs: Array(inputs[range]), targets: Array(targets[range]),
                 gradients: p == 0 ? g : d.gradients[p - 1], gradScale: gradScale / Float(parts), trainBackbone: true,
-                streamDecorrelation: 0)
+                streamDecorrelation: streamDecorrelation)
             (d.losses.host + p * n).update(from: losses.host, count: n)
         }
         for extra in d.gradients {

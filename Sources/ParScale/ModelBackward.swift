@@ -91,9 +91,10 @@ extension ParScaleModel {
             throw ModelError("--stream-decorrelation supports at most \(StreamDecorrelationOps.maxStreams) streams (this model has \(config.streams)); leave it at 0")
         }
         let parts = BLAS.workers
-        if dataParallelTraining, backend is CPUBackend, parts > 1, B % parts == 0, trainBackbone, !decorrelate {
+        if dataParallelTraining, backend is CPUBackend, parts > 1, B % parts == 0, trainBackbone {
             return try recordGradientsDataParallel(
-                inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale, parts: parts)
+                inputs: inputs, targets: targets, batch: B, sequence: S, gradients: g, gradScale: gradScale,
+                streamDecorrelation: decorrelate ? streamDecorrelation : 0, parts: parts)
         }
         let w: TrainingWorkspace
         if let t = training, t.batch == B, t.sequence == S {

@@ -19,7 +19,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var freezeBackbone = false
     /// Hidden width of the prefix reparameterisation MLP (`PrefixReparam`); 0: plain prefixes.
     public var prefixReparam = 0
-    /// Weight λ of the stream decorrelation penalty (`StreamDecorrelationOps`, a training term only; CPU); 0: off.
+    /// Weight λ of the stream decorrelation penalty (`StreamDecorrelationOps`, a training term only); 0: off.
     public var streamDecorrelation = 0.0
     /// How checkpoints store the model (`checkpoint/model.safetensors` or its shards): F32, BF16 or
     /// F16. Training state stays F32 (`Trainer.masterFileName` holds the exact weights otherwise).

@@ -12,31 +12,32 @@ import TestSupport
 final class DataParallelTests: XCTestCase {
     struct Step { let loss: Double; let gradients: [Float] }
 
-    func step(_ model: ParScaleModel, dataParallel: Bool, B: Int, S: Int, start: [Float]) throws -> Step {
+    func step(_ model: ParScaleModel, dataParallel: Bool, B: Int, S: Int, start: [Float], decorrelation: Float = 0) throws -> Step {
         model.dataParallelTraining = dataParallel
         var rng = SeededGenerator(seed: 7)
         let V = UInt64(model.config.vocabSize)
         let inputs = (0..<B * S).map { _ in Int32(rng.next() % V) }, targets = (0..<B * S).map { _ in Int32(rng.next() % V) }
         let grads = model.backend.allocate(model.parameters.count)
         start.withUnsafeBufferPointer { model.backend.upload($0, to: grads) }
-        let loss = try model.accumulateGradients(inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads)
+        let loss = try model.accumulateGradients(
+            inputs: inputs, targets: targets, batch: B, sequence: S, gradients: grads, streamDecorrelation: decorrelation)
         var out = [Float](repeating: 0, count: grads.count)
         out.withUnsafeMutableBufferPointer { model.backend.download(grads, into: $0) }
         return Step(loss: loss, gradients: out)
     }
 
-    func check(P: Int, B: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    func check(P: Int, B: Int, decorrelation: Float = 0, file: StaticString = #filePath, line: UInt = #line) throws {
         guard BLAS.workers > 1 else { try requireOrSkip("one core: training has nothing to split", file: file, line: line) }
         let model = tinyModel(P: P, seed: UInt64(P))
         let S = 9
         // Gradients are added to the buffer: start from something that is not zero.
         var rng = SeededGenerator(seed: 5)
         let start = (0..<model.parameters.count).map { _ in Float(0.01 * rng.nextNormal()) }
-        let serial = try step(model, dataParallel: false, B: B, S: S, start: start)
+        let serial = try step(model, dataParallel: false, B: B, S: S, start: start, decorrelation: decorrelation)
         XCTAssertNil(model.dataParallel, file: file, line: line)
-        let split = try step(model, dataParallel: true, B: B, S: S, start: start)
+        let split = try step(model, dataParallel: true, B: B, S: S, start: start, decorrelation: decorrelation)
         XCTAssertNotNil(model.dataParallel, "the step did not take the data-parallel path", file: file, line: line)
-        let again = try step(model, dataParallel: true, B: B, S: S, start: start)
+        let again = try step(model, dataParallel: true, B: B, S: S, start: start, decorrelation: decorrelation)
         XCTAssertEqual(split.gradients, again.gradients, "not the same bits twice", file: file, line: line)
         XCTAssertEqual(split.loss, again.loss, file: file, line: line)
 
@@ -49,6 +50,8 @@ final class DataParallelTests: XCTestCase {
 
     func testP1() throws { try check(P: 1, B: 2) }
     func testP4TwoSequencesPerCore() throws { try check(P: 4, B: 4) }
+    /// The decorrelation penalty is a mean over positions too: each core's share, scaled by 1/parts.
+    func testP2WithStreamDecorrelation() throws { try check(P: 2, B: 2, decorrelation: 5) }
 
     /// The MLP in row blocks (`mlpRowBlocks`, what a core of its own runs) against all rows at once:
     /// the same loss, gradients and logits up to the order of float sums. 16-row blocks of 72 rows
