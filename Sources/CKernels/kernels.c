@@ -317,8 +317,6 @@ void ps_few_rows_nt(const float *x, const float *w, const float *bias, float *ou
 // (Tools/bench/RESULTS.md, issue #19). Here one (row, kv head) pair reads its keys and values
 // once for the `group` query heads that share them.
 
-static float softmax_in_place(float *p, int n) { return ps_softmax_row(p, n, n); }  // returns the log-sum-exp
-
 void ps_decode_attention_plain(const float *qkv, const float *keys, const float *values, float *out,
                                float *logSumExp, int qkvStride, int heads, int kvHeads, int hd,
                                int capacity, int visible, float scale, int item0, int item1, float *scores) {
@@ -335,7 +333,7 @@ void ps_decode_attention_plain(const float *qkv, const float *keys, const float 
                 for (int i = 0; i < hd; i++) s += q[i] * k[(long)j * hd + i];
                 scores[j] = s * scale;
             }
-            float lse = softmax_in_place(scores, visible);
+            float lse = ps_softmax_row(scores, visible, visible);  // all keys seen: no masked tail
             if (logSumExp) logSumExp[(long)row * heads + h] = lse;
             for (int i = 0; i < hd; i++) o[i] = 0;
             for (int j = 0; j < visible; j++)
@@ -417,7 +415,7 @@ __attribute__((target("avx2,fma"))) static void decode_attention_avx2(
             default: decode_scores_tile(q, k, g0 == 0 ? v : NULL, hd, visible, scale, scores, 1); break;
             }
             for (int g = 0; g < gb; g++) {
-                float lse = softmax_in_place(scores + (long)g * visible, visible);
+                float lse = ps_softmax_row(scores + (long)g * visible, visible, visible);
                 if (logSumExp) logSumExp[(long)row * heads + h0 + g] = lse;
             }
             for (int c0 = 0; c0 < chunks;) {
