@@ -66,11 +66,32 @@ public struct AblationCell: Codable, Sendable {
     public var fractionOfLawGain: Double?
 }
 
+/// One recipe against the default recipe (`Recipe.standardName`) at one size, paired by seed: per
+/// seed, the recipe's validation loss minus the default's, at one P or averaged over the P values
+/// both ran (`streams`), so the seed's data order and initial backbone are paired out.
+public struct DefaultComparison: Codable, Sendable {
+    public var recipe: String
+    public var hidden: Int
+    public var streams: [Int]
+    public var seeds: [UInt64]
+    /// Per seed: recipe minus default (negative favours the recipe).
+    public var differences: [Double]
+    public var difference: Double
+    public var differenceSE: Double
+    /// Two-sided p of the paired t with seeds - 1 degrees of freedom.
+    public var pValue: Double?
+}
+
 public struct AblationTable: Codable, Sendable {
     public var cells: [AblationCell]
     /// P = 1 per size: mean, sd over seeds.
     public var baselines: [AblationCell]
+    /// Every other recipe against the default, per (size, P) and per size over all P (nil in
+    /// tables written before these comparisons, or without runs of the default recipe).
+    public var againstDefault: [DefaultComparison]?
     public static let paperK = 0.39
+    /// The p a recipe must reach at every size, against the default, to be proposed as the new default.
+    public static let replaceDefaultP = 0.05
 
     static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("ablation.json") }
 
@@ -80,7 +101,10 @@ public struct AblationTable: Codable, Sendable {
 
     /// The table from the finished runs in `dir` (cells with no paired seed are left out).
     public static func build(dir: String) throws -> AblationTable {
-        let results = try Sweep.results(in: dir)
+        build(results: try Sweep.results(in: dir))
+    }
+
+    public static func build(results: [SweepResult]) -> AblationTable {
         let p1 = results.filter { $0.streams == 1 }
         var baselines: [AblationCell] = []
         var slope: Double?  // d loss / d ln N at P = 1, from the smallest and largest size
@@ -121,7 +145,79 @@ public struct AblationTable: Codable, Sendable {
                 differenceSE: se, pValue: pValue, lawGain: lawGain,
                 fractionOfLawGain: lawGain.flatMap { $0 > 0 ? -difference / $0 : nil }))
         }
-        return AblationTable(cells: cells, baselines: baselines)
+        return AblationTable(cells: cells, baselines: baselines, againstDefault: compareWithDefault(results))
+    }
+
+    /// Each recipe that is not the default, against the default's runs of the same size, P and seed.
+    static func compareWithDefault(_ results: [SweepResult]) -> [DefaultComparison]? {
+        let standard = Recipe.standardName
+        let loss = Dictionary(
+            results.filter { $0.streams > 1 }.map { ("\($0.recipe ?? "-")|\($0.hidden)|\($0.streams)|\($0.seed)", $0.validationLoss) },
+            uniquingKeysWith: { a, _ in a })
+        let defaultRuns = results.filter { $0.streams > 1 && $0.recipe == standard }
+        guard !defaultRuns.isEmpty else { return nil }
+        var out: [DefaultComparison] = []
+        let challengers = Set(results.compactMap { $0.streams > 1 && $0.recipe != standard ? $0.recipe : nil }).sorted()
+        for recipe in challengers {
+            for h in Set(defaultRuns.map(\.hidden)).sorted() {
+                let streams = Set(results.filter { $0.recipe == recipe && $0.hidden == h }.map(\.streams)).sorted()
+                // Seeds where both recipes finished every P at this size, so the pooled row is balanced.
+                let seeds = Set(defaultRuns.map(\.seed)).sorted().filter { s in
+                    streams.allSatisfy { p in loss["\(recipe)|\(h)|\(p)|\(s)"] != nil && loss["\(standard)|\(h)|\(p)|\(s)"] != nil }
+                }
+                guard !seeds.isEmpty, !streams.isEmpty else { continue }
+                let groups = streams.map { [$0] } + (streams.count > 1 ? [streams] : [])
+                for group in groups {
+                    let differences = seeds.map { s in
+                        group.map { p in loss["\(recipe)|\(h)|\(p)|\(s)"]! - loss["\(standard)|\(h)|\(p)|\(s)"]! }.reduce(0, +) / Double(group.count)
+                    }
+                    let (difference, sd) = meanAndSampleSD(differences)
+                    let se = sd / Double(seeds.count).squareRoot()
+                    out.append(DefaultComparison(
+                        recipe: recipe, hidden: h, streams: group, seeds: seeds, differences: differences, difference: difference,
+                        differenceSE: se, pValue: se > 0 && seeds.count > 1 ? StudentT.twoSidedP(t: difference / se, df: Double(seeds.count - 1)) : nil))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Recipes ahead of the default at every size, averaged over the P values (the row with the most
+    /// P at each size), with p below `replaceDefaultP`: the issue's rule for changing the default.
+    public var recipesBeatingDefault: [String] {
+        let rows = againstDefault ?? []
+        let sizes = Set(rows.map(\.hidden))
+        return Set(rows.map(\.recipe)).sorted().filter { recipe in
+            sizes.allSatisfy { h in
+                guard let pooled = rows.filter({ $0.recipe == recipe && $0.hidden == h }).max(by: { $0.streams.count < $1.streams.count })
+                else { return false }
+                return pooled.difference < 0 && (pooled.pValue ?? 1) < Self.replaceDefaultP
+            }
+        }
+    }
+
+    /// Header and rows of the comparisons with the default.
+    public var defaultRows: (header: [String], rows: [[String]]) {
+        let header = ["recipe", "hidden", "P", "seeds", "per seed", "vs \(Recipe.standardName)", "± SE", "t", "p"]
+        let rows = (againstDefault ?? []).map { c in
+            [c.recipe, "\(c.hidden)", c.streams.map(String.init).joined(separator: ",") + (c.streams.count > 1 ? " (mean)" : ""), "\(c.seeds.count)",
+             c.differences.map { String(format: "%+.4f", $0) }.joined(separator: " / "), String(format: "%+.4f", c.difference),
+             String(format: "%.4f", c.differenceSE), c.differenceSE > 0 ? String(format: "%.2f", c.difference / c.differenceSE) : "-",
+             c.pValue.map { String(format: "%.3f", $0) } ?? "-"]
+        }
+        return (header, rows)
+    }
+
+    /// What the comparisons with the default decide, in one line.
+    public var defaultLine: String {
+        guard let rows = againstDefault, !rows.isEmpty else { return "" }
+        let seeds = rows.map(\.seeds.count).min()!
+        let caveat = seeds < 5 ? " With \(seeds) seeds this is a measurement, not a claim (a claim needs at least 5)." : ""
+        let winners = recipesBeatingDefault
+        let verdict = winners.isEmpty
+            ? "none is, so the default stays \(Recipe.standardName)"
+            : winners.joined(separator: ", ") + (winners.count == 1 ? " is" : " are") + ": the candidate for a new default"
+        return "A recipe replaces the default (\(Recipe.standardName)) only if it is ahead of it at every size, averaged over P, with p < \(Self.replaceDefaultP) (paired t, seeds - 1 df): \(verdict) (\(Set(rows.map(\.recipe)).count) recipes tried).\(caveat)"
     }
 
     /// Header and rows, shared by the terminal, Markdown and HTML.
@@ -155,9 +251,14 @@ public struct AblationTable: Codable, Sendable {
     }
 
     public var markdown: String {
-        let (header, rows) = rows
-        return "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---|" }.joined() + "\n"
-            + rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n\n" + bestCellLine + "\n"
+        Self.markdownTable(rows) + "\n" + bestCellLine + "\n"
+            + (defaultLine.isEmpty ? "" : "\nEach recipe against the default, paired by seed (negative favours the recipe):\n\n"
+                + Self.markdownTable(defaultRows) + "\n" + defaultLine + "\n")
+    }
+
+    static func markdownTable(_ table: (header: [String], rows: [[String]])) -> String {
+        "| " + table.header.joined(separator: " | ") + " |\n|" + table.header.map { _ in "---|" }.joined() + "\n"
+            + table.rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
     }
 
     public func save(_ dir: String) throws {

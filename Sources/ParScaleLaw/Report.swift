@@ -76,6 +76,10 @@ public enum Report {
         if let ablation {
             let (header, rows) = ablation.rows
             tables.append(("Recipe ablation (difference to P = 1 paired by seed; negative is better)", header, rows))
+            if !ablation.defaultLine.isEmpty {
+                let (header, rows) = ablation.defaultRows
+                tables.append(("Each recipe against the default (\(Recipe.standardName)), paired by seed. \(ablation.defaultLine)", header, rows))
+            }
         }
         tables.append((
             "Runs", ["run", "hidden", "P", "N (non-embedding, incl. ParScale)", "tokens", "val loss", "± SE", "task accuracy", "wall s"],

@@ -30,8 +30,10 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     /// The recipe of `init`, `pretrain`, `sweep` and `study` unless flags say otherwise:
     /// base with the prefix reparameterisation, the best of the recipes measured (Tools/bench/RESULTS.md,
-    /// "Recipe ablation"), though no recipe made P = 4 beat P = 1 by 3 standard errors at these sizes.
+    /// "Recipe ablation" and "Stream diversity"); no other recipe was ahead of it at both sizes.
     public static let standard = with { $0.prefixReparam = 64 }
+    /// The name of `standard` in `named`: `ablate` compares every other recipe with it.
+    public static var standardName: String { named.first { $0.recipe == standard }!.name }
 
     /// The recipe of `recycle`: standard, with 10x the learning rate on the new prefixes and
     /// aggregator, since there they start from nothing while the backbone only continues (measured

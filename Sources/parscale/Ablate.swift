@@ -73,13 +73,22 @@ struct Ablate: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(table), as: UTF8.self))
         } else {
-            let (header, rows) = table.rows
-            let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
-            for row in [header] + rows {
-                print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
-            }
+            printAligned(table.rows)
             print("(difference to P = 1 paired by seed; negative is better; t = difference / SE; p two-sided from the t distribution with seeds - 1 df)")
             print(table.bestCellLine)
+            if !table.defaultLine.isEmpty {
+                print("\nEach recipe against the default, paired by seed (recipe minus \(Recipe.standardName); negative favours the recipe):")
+                printAligned(table.defaultRows)
+                print(table.defaultLine)
+            }
         }
+    }
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+func printAligned(_ table: (header: [String], rows: [[String]])) {
+    let widths = table.header.indices.map { c in ([table.header[c]] + table.rows.map { $0[c] }).map(\.count).max()! }
+    for row in [table.header] + table.rows {
+        print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
     }
 }

@@ -296,6 +296,20 @@ final class CLITests: XCTestCase {
             XCTAssertNotNil(cell["differenceSE"] as? Double)
             XCTAssertNotNil(cell["lawGain"] as? Double)
         }
+        // base against the default (reparam): per seed, the two cells' losses subtracted.
+        let vsDefault = try XCTUnwrap(table["againstDefault"] as? [[String: Any]])
+        XCTAssertEqual(vsDefault.count, 2)  // one P, so one row per size
+        for row in vsDefault {
+            XCTAssertEqual(row["recipe"] as? String, "base")
+            let h = try XCTUnwrap(row["hidden"] as? Int)
+            func losses(_ recipe: String) throws -> [Double] {
+                try XCTUnwrap(cells.first { $0["recipe"] as? String == recipe && $0["hidden"] as? Int == h }?["losses"] as? [Double])
+            }
+            let expected = zip(try losses("base"), try losses("reparam")).map { $0 - $1 }
+            let differences = try XCTUnwrap(row["differences"] as? [Double])
+            for (d, e) in zip(differences, expected) { XCTAssertEqual(d, e, accuracy: 1e-12) }
+        }
+        XCTAssertTrue(try parscale(args + ["--table-only"]).out.contains("A recipe replaces the default (reparam) only if"))
         XCTAssertTrue(try String(contentsOfFile: dir + "/ablation.md", encoding: .utf8).contains("| reparam | 48 | 2 | 2 |"))
         XCTAssertEqual(try parscale(["report", dir]).status, 0)
         XCTAssertTrue(try String(contentsOfFile: dir + "/report.md", encoding: .utf8).contains("Recipe ablation"))
