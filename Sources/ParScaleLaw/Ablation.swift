@@ -251,14 +251,9 @@ public struct AblationTable: Codable, Sendable {
     }
 
     public var markdown: String {
-        Self.markdownTable(rows) + "\n" + bestCellLine + "\n"
+        Report.markdownTable(rows) + "\n" + bestCellLine + "\n"
             + (defaultLine.isEmpty ? "" : "\nEach recipe against the default, paired by seed (negative favours the recipe):\n\n"
-                + Self.markdownTable(defaultRows) + "\n" + defaultLine + "\n")
-    }
-
-    static func markdownTable(_ table: (header: [String], rows: [[String]])) -> String {
-        "| " + table.header.joined(separator: " | ") + " |\n|" + table.header.map { _ in "---|" }.joined() + "\n"
-            + table.rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+                + Report.markdownTable(defaultRows) + "\n" + defaultLine + "\n")
     }
 
     public func save(_ dir: String) throws {

@@ -145,6 +145,12 @@ public enum Report {
         return Output(html: html, markdown: markdown, plots: plots)
     }
 
+    /// A Markdown table: header, separator, one line per row, ending in a newline.
+    static func markdownTable(_ table: (header: [String], rows: [[String]])) -> String {
+        "| " + table.header.joined(separator: " | ") + " |\n|" + table.header.map { _ in "---|" }.joined() + "\n"
+            + table.rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+    }
+
     /// One self-contained HTML page (plots inline) and its Markdown twin (plots as files beside it).
     static func page(
         title: String, intro: String, plots: [String: String], tables: [(title: String, header: [String], rows: [[String]])]
@@ -169,8 +175,7 @@ public enum Report {
         for table in tables {
             html += "<h2>\(escape(table.title))</h2>\n<table>\n<tr>" + table.header.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
             html += table.rows.map { "<tr>" + $0.map { "<td>\(escape($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "\n</table>\n"
-            markdown += "## \(table.title)\n\n| " + table.header.joined(separator: " | ") + " |\n|" + table.header.map { _ in "---|" }.joined() + "\n"
-            markdown += table.rows.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n\n"
+            markdown += "## \(table.title)\n\n" + markdownTable((table.header, table.rows)) + "\n"
         }
         html += "</body></html>\n"
         return (html, markdown)
