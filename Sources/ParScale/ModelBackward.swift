@@ -87,9 +87,7 @@ extension ParScaleModel {
         try checkVocabulary(targets)
         try checkTensorSizes(batch: B, sequence: S, outRows: B * S, cacheCapacity: S)
         let decorrelate = streamDecorrelation != 0 && config.streams > 1
-        if decorrelate && config.streams > StreamDecorrelationOps.maxStreams {
-            throw ModelError("--stream-decorrelation supports at most \(StreamDecorrelationOps.maxStreams) streams (this model has \(config.streams)); leave it at 0")
-        }
+        if decorrelate, let problem = StreamDecorrelationOps.unsupported(streams: config.streams) { throw ModelError(problem) }
         let parts = BLAS.workers
         if dataParallelTraining, backend is CPUBackend, parts > 1, B % parts == 0, trainBackbone {
             return try recordGradientsDataParallel(

@@ -208,9 +208,14 @@ public struct AblationTable: Codable, Sendable {
         return (header, rows)
     }
 
-    /// What the comparisons with the default decide, in one line.
+    /// What the comparisons with the default decide, in one line; where there are none, why not.
     public var defaultLine: String {
-        guard let rows = againstDefault, !rows.isEmpty else { return "" }
+        guard let rows = againstDefault else {
+            return "No recipe is compared with the default (\(Recipe.standardName)): there are no runs of it with P > 1 here; add it to --recipes to compare."
+        }
+        guard !rows.isEmpty else {
+            return "No recipe is compared with the default (\(Recipe.standardName)): no other recipe has runs with P > 1 at its sizes and seeds."
+        }
         let seeds = rows.map(\.seeds.count).min()!
         let caveat = seeds < 5 ? " With \(seeds) seeds this is a measurement, not a claim (a claim needs at least 5)." : ""
         let winners = recipesBeatingDefault
@@ -252,7 +257,8 @@ public struct AblationTable: Codable, Sendable {
 
     public var markdown: String {
         Report.markdownTable(rows) + "\n" + bestCellLine + "\n"
-            + (defaultLine.isEmpty ? "" : "\nEach recipe against the default, paired by seed (negative favours the recipe):\n\n"
+            + ((againstDefault ?? []).isEmpty ? "\n" + defaultLine + "\n"
+                : "\nEach recipe against the default, paired by seed (negative favours the recipe):\n\n"
                 + Report.markdownTable(defaultRows) + "\n" + defaultLine + "\n")
     }
 

@@ -76,7 +76,7 @@ public enum Report {
         if let ablation {
             let (header, rows) = ablation.rows
             tables.append(("Recipe ablation (difference to P = 1 paired by seed; negative is better)", header, rows))
-            if !ablation.defaultLine.isEmpty {
+            if !(ablation.againstDefault ?? []).isEmpty {
                 let (header, rows) = ablation.defaultRows
                 tables.append(("Each recipe against the default (\(Recipe.standardName)), paired by seed. \(ablation.defaultLine)", header, rows))
             }

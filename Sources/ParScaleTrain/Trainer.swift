@@ -42,8 +42,9 @@ public final class Trainer {
         guard o.streamDecorrelation >= 0 && o.streamDecorrelation.isFinite else {
             throw TrainingError("--stream-decorrelation must be a finite weight of at least 0, got \(o.streamDecorrelation)")
         }
-        if o.streamDecorrelation > 0 && model.config.streams > StreamDecorrelationOps.maxStreams {
-            throw TrainingError("--stream-decorrelation supports at most \(StreamDecorrelationOps.maxStreams) streams (this model has \(model.config.streams)); leave it at 0")
+        // Checked here too (the model checks each step) so that it fails before any file is written.
+        if o.streamDecorrelation > 0, let problem = StreamDecorrelationOps.unsupported(streams: model.config.streams) {
+            throw TrainingError(problem)
         }
         backend = model.backend
         self.runDirectory = runDirectory

@@ -76,11 +76,11 @@ struct Ablate: ParsableCommand {
             printAligned(table.rows)
             print("(difference to P = 1 paired by seed; negative is better; t = difference / SE; p two-sided from the t distribution with seeds - 1 df)")
             print(table.bestCellLine)
-            if !table.defaultLine.isEmpty {
+            if !(table.againstDefault ?? []).isEmpty {
                 print("\nEach recipe against the default, paired by seed (recipe minus \(Recipe.standardName); negative favours the recipe):")
                 printAligned(table.defaultRows)
-                print(table.defaultLine)
             }
+            print(table.defaultLine)
         }
     }
 }

@@ -147,6 +147,13 @@ final class CLITests: XCTestCase {
         let bad = try parscale(["pretrain", "--out", temporaryFolder().path, "--data", "/nonexistent/corpus", "--steps", "1"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("/nonexistent/corpus"), bad.err)
+        // More streams than the decorrelation penalty supports: refused before any file is written
+        // (the data step may have made the empty folder).
+        let wide = temporaryFolder().appendingPathComponent("wide").path
+        let tooWide = try parscale(["pretrain", "--out", wide, "--size", "tiny", "--P", "33", "--stream-decorrelation", "0.1", "--steps", "1"])
+        XCTAssertNotEqual(tooWide.status, 0)
+        XCTAssertTrue(tooWide.err.contains("--stream-decorrelation supports at most 32 streams"), tooWide.err)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: wide)) ?? [], [], "nothing may be written for a refused run")
     }
 
     /// `pretrain --backend vulkan` (lavapipe here) ends at the CPU run's validation loss.

@@ -62,7 +62,8 @@ final class AblationTests: XCTestCase {
     }
 
     /// A seed missing one P is left out of that size's rows over both P (so each row is balanced),
-    /// and without runs of the default there is nothing to compare with.
+    /// and without runs of the default, or of any other recipe, there is nothing to compare with,
+    /// and the line says which.
     func testUnbalancedSeedsAndNoDefault() throws {
         var all = results()
         all.removeAll { $0.recipe == "mixed" && $0.hidden == 96 && $0.streams == 4 && $0.seed == 2 }
@@ -71,7 +72,11 @@ final class AblationTests: XCTestCase {
         XCTAssertEqual(rows.first { $0.recipe == "mixed" && $0.hidden == 64 && $0.streams == [2, 4] }?.seeds, [0, 1, 2])
         let noDefault = AblationTable.build(results: results().filter { $0.recipe != "reparam" })
         XCTAssertNil(noDefault.againstDefault)
-        XCTAssertEqual(noDefault.defaultLine, "")
+        XCTAssertTrue(noDefault.defaultLine.contains("no runs of it with P > 1"), noDefault.defaultLine)
+        XCTAssertTrue(noDefault.markdown.contains(noDefault.defaultLine))
+        let onlyDefault = AblationTable.build(results: results().filter { $0.recipe == "reparam" })
+        XCTAssertEqual(onlyDefault.againstDefault?.count, 0)
+        XCTAssertTrue(onlyDefault.defaultLine.contains("no other recipe"), onlyDefault.defaultLine)
         XCTAssertEqual(noDefault.recipesBeatingDefault, [])
     }
 }

@@ -121,6 +121,21 @@ final class StreamDecorrelationTests: XCTestCase {
         }
         XCTAssertEqual(try model.streamDecorrelation(inputs: inputs, batch: 2, sequence: 6), 1, accuracy: 1e-6)
     }
+
+    /// More streams than the Vulkan shader holds: a clear error naming the flag, on every backend.
+    func testTooManyStreamsIsAnError() throws {
+        let P = StreamDecorrelationOps.maxStreams + 1
+        let model = ParScaleModel.initialized(tinyConfig(P: P), backend: CPUBackend(), options: InitOptions(seed: 3))
+        let inputs: [Int32] = (0..<6).map { Int32($0 * 7 % 256) }
+        let grads = model.backend.allocate(model.parameters.count)
+        XCTAssertThrowsError(try model.accumulateGradients(
+            inputs: inputs, targets: inputs, batch: 1, sequence: 6, gradients: grads, streamDecorrelation: 0.1)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("--stream-decorrelation supports at most \(P - 1) streams"), "\(error)")
+        }
+        XCTAssertNoThrow(try model.accumulateGradients(inputs: inputs, targets: inputs, batch: 1, sequence: 6, gradients: grads))
+        XCTAssertNil(StreamDecorrelationOps.unsupported(streams: P - 1))
+    }
 }
 
 /// The prefix reparameterisation's layer op (Ops/PrefixMLP.swift) against central differences.

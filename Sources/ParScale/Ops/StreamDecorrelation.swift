@@ -13,6 +13,12 @@ public enum StreamDecorrelationOps {
     /// The most streams the shader's shared memory holds (its `maxStreams`).
     public static let maxStreams = 32
 
+    /// Why the penalty cannot train a model of `streams` streams (more than the shader holds), or nil.
+    public static func unsupported(streams: Int) -> String? {
+        streams > maxStreams
+            ? "--stream-decorrelation supports at most \(maxStreams) streams (this model has \(streams)); leave it at 0" : nil
+    }
+
     /// The penalty of x [P, n, H] (stream-major: stream a's position t is row a*n + t); ADDS
     /// `scale` times its gradient to dX when given. Sums in Double, in index order.
     static func penalty(
