@@ -12,7 +12,10 @@ struct Ablate: ParsableCommand {
             validation loss over seeds, their standard deviation, the difference to P = 1 paired by seed (same \
             data order) with its standard error, t = difference / SE and its two-sided p-value from the t \
             distribution with seeds - 1 degrees of freedom (t = 3.1 over 3 seeds is p = 0.09), and that gain as a fraction of what \
-            the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation; then the best cell with the number of cells tried. Also writes \
+            the paper's law (k = 0.39) predicts, read off the P = 1 sizes of this ablation; then the best cell with the number of cells tried; \
+            then, when the default recipe (\(Recipe.standardName)) is among --recipes, every other recipe against it, paired by seed, per size \
+            and P and averaged over P, and whether one is ahead at every size with p < \(AblationTable.replaceDefaultP) (the rule for \
+            replacing the default). Also writes \
             DIR/ablation.json, DIR/ablation.md, and the table into `parscale report DIR`.
             Default grid: hidden 64 and 96 (4 layers), 2M tokens of the built-in code corpus, seeds 0-2, P = 4. \
             Recipes (each changes one thing from base, or combines two; reparam is the default of init/pretrain/sweep/study):
