@@ -3,3 +3,4 @@
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int num_threads);
 char *openblas_get_config(void);
+char *openblas_get_corename(void);

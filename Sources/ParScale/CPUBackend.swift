@@ -1,5 +1,6 @@
 import COpenBLAS
 import Dispatch
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +51,21 @@ extension Tensor {
 public final class CPUBackend: Backend {
     public init() {}
 
-    public var name: String { "cpu (OpenBLAS, \(Self.threads) threads)" }
+    /// Names the code path as well as the backend: training is reproducible to the bit only on the
+    /// same one (OpenBLAS picks its kernels per processor, and they round differently), so each
+    /// run's result.json records it.
+    public var name: String { "cpu (OpenBLAS \(Self.blasKernels) kernels, \(Self.threads) threads; \(Self.processor))" }
+    /// OpenBLAS's kernel set for this processor (its core name, such as Zen or Cooperlake).
+    public static let blasKernels: String = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    /// The processor, from /proc/cpuinfo: its model name, family and model.
+    public static let processor: String = {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown processor" }
+        func field(_ key: String) -> String? {
+            info.split(separator: "\n").first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == key }
+                .flatMap { $0.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) }
+        }
+        return "\(field("model name") ?? "unknown processor"), family \(field("cpu family") ?? "?") model \(field("model") ?? "?")"
+    }()
     /// Threads used: OpenBLAS runs single-threaded calls, split over the cores by `BLAS`.
     public static var threads: Int { BLAS.workers }
 

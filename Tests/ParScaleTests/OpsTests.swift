@@ -371,3 +371,25 @@ final class OpsTests: XCTestCase {
         XCTAssertGreaterThan(zip(params, before).filter { $0 != $1 }.count, count * 9 / 10)  // the update moved them
     }
 }
+
+/// The CPU backend's name records the code path (issue #18's medium study changed machines and
+/// trained differently): OpenBLAS's kernel set and the processor, checked against `lscpu`.
+final class CPUBackendNameTests: XCTestCase {
+    func testNameRecordsKernelsAndProcessor() throws {
+        let name = CPUBackend().name
+        XCTAssertTrue(name.hasPrefix("cpu (OpenBLAS \(CPUBackend.blasKernels) kernels, \(CPUBackend.threads) threads; "), name)
+        XCTAssertFalse(CPUBackend.blasKernels.isEmpty || CPUBackend.blasKernels == "unknown", name)
+        let lscpu = Process()
+        lscpu.executableURL = URL(fileURLWithPath: "/usr/bin/lscpu")
+        let pipe = Pipe()
+        lscpu.standardOutput = pipe
+        try lscpu.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        lscpu.waitUntilExit()
+        func field(_ key: String) throws -> String {
+            let line = try XCTUnwrap(out.split(separator: "\n").first { $0.hasPrefix(key + ":") }, "lscpu has no \(key)")
+            return line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces)
+        }
+        XCTAssertTrue(name.contains("\(try field("Model name")), family \(try field("CPU family")) model \(try field("Model")))"), name)
+    }
+}
